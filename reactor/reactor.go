@@ -1,0 +1,659 @@
+// Package reactor is the event loop every chirp node runs on: one gnet v2
+// event loop that listens, dials into the same loop, runs closures submitted
+// from any goroutine, keeps timers, and can stop reading a connection.
+//
+// It knows sockets and nothing of chirp. All connection state is owned by the
+// loop goroutine: Handler callbacks, timer functions and submitted closures
+// run there, one at a time, so they need no locks. Only Submit, Dial and
+// Close may be called from other goroutines.
+//
+// # Differences from plain gnet
+//
+// Writes do not go through gnet's outbound buffer. Every connection holds its
+// own duplicate of the socket descriptor; writes are writev(2) calls on it
+// from the loop, and a remainder the kernel does not take is kept by the
+// connection and flushed when a small write poller (one epoll instance and
+// one goroutine per reactor, used only while some connection's kernel send
+// buffer is full) reports the socket writable. gnet's outbound buffer thus
+// stays empty, which is what makes a lossless read pause possible.
+//
+// gnet has no way to stop reading a connection. PauseRead detaches the
+// socket from gnet (gnet closes its descriptor; ours keeps the socket open),
+// so the kernel stops reading, its receive window fills and TCP stops the
+// sender. ResumeRead enrolls the socket back into the same loop. While
+// paused, the process holds at most the bytes of one read (64 KiB) that the
+// handler did not consume. The cost of a pause/resume cycle is a few system
+// calls (close, dup, epoll registration) and one short trip through gnet's
+// worker pool, tens of microseconds; a peer that dies while a connection is
+// paused is noticed on the next write or on resume.
+package reactor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Errors reported by the reactor. Returned errors wrap them with context.
+var (
+	// ErrClosed: the reactor is closed or closing; the operation was not done.
+	ErrClosed = errors.New("reactor closed")
+	// ErrConnClosed: the connection is closed.
+	ErrConnClosed = errors.New("connection closed")
+	// ErrAddrInUse: a listen address is already in use.
+	ErrAddrInUse = errors.New("address in use")
+	// ErrRefused: the dialed peer refused the connection.
+	ErrRefused = errors.New("connection refused")
+	// ErrTimeout: a dial did not complete within its timeout.
+	ErrTimeout = errors.New("timeout")
+	// ErrPeerClosed: the peer closed or reset the connection.
+	ErrPeerClosed = errors.New("peer closed the connection")
+	// ErrConfig: the configuration is invalid.
+	ErrConfig = errors.New("invalid reactor config")
+)
+
+// Handler receives connection events. All methods run on the loop.
+type Handler interface {
+	// OnOpen is called for each accepted connection. Dialed connections are
+	// reported to the Dial callback instead.
+	OnOpen(c *Conn)
+	// OnData is called with bytes that arrived (including bytes left over
+	// from earlier calls). It returns how many it consumed; the rest is
+	// offered again, in front of the next bytes. data is valid only during
+	// the call.
+	OnData(c *Conn, data []byte) (consumed int)
+	// OnClose is called exactly once per connection, accepted or dialed,
+	// when it closed: err is the cause (ErrPeerClosed, a socket error, the
+	// error given to Conn.Close, or ErrClosed when the reactor shut down).
+	OnClose(c *Conn, err error)
+}
+
+// Drainer is an optional Handler extension: OnDrain is called on the loop
+// when a connection whose writes had to be buffered has written everything
+// to the kernel.
+type Drainer interface {
+	OnDrain(c *Conn)
+}
+
+// Config configures a Reactor.
+type Config struct {
+	// ListenV4 and ListenV6 are the IP addresses to listen on ("0.0.0.0",
+	// "::", "127.0.0.1", ...). An empty string disables that family; at
+	// least one must be set.
+	ListenV4, ListenV6 string
+	// Port to listen on; 0 picks a free one (the same for both families),
+	// reported by Reactor.Port.
+	Port int
+	// Backlog is the listen backlog; 0 means 100.
+	Backlog int
+	// KeepAlive is the TCP keepalive idle time; 0 means 60 s, negative
+	// disables it.
+	KeepAlive time.Duration
+	// Handler receives connection events. Required.
+	Handler Handler
+	// Logger for rare events (nil: discard).
+	Logger *slog.Logger
+}
+
+// Reactor is one running event loop. Create it with Start.
+type Reactor struct {
+	cfg     Config
+	handler Handler
+	drainer Drainer
+	log     *slog.Logger
+	port    int
+
+	eng     gnet.Engine
+	el      gnet.EventLoop
+	udp     gnet.Conn // the connection that gave us the loop handle
+	stopped chan struct{}
+	runErr  error
+	ticked  chan struct{}
+	booted  chan gnet.Engine
+	tickOne sync.Once
+
+	// submission queue, guarded by mu
+	mu        sync.Mutex
+	queue     []func()
+	scheduled bool
+	closed    bool
+	spare     []func() // loop only
+
+	ctx    context.Context // cancelled by Close: aborts dials
+	cancel context.CancelFunc
+	dialWG sync.WaitGroup
+
+	// loop-owned state
+	conns    map[int]*Conn // by our descriptor
+	dials    map[*Conn]struct{}
+	cur      *Conn // connection whose gnet callback is running
+	timers   timerHeap
+	iov      []unix.Iovec
+	wp       *writePoller
+	wakeT    *time.Timer
+	wakeAt   int64 // monotonic ns of the armed wake timer, 0 when none
+	closing  bool
+	base     time.Time
+	drainRun gnet.Runnable
+
+	nOpen atomic.Int64
+	ready atomic.Bool // the loop handle is set; orders it before loop reads
+}
+
+// Start binds the listeners and runs the loop. It returns when the loop is
+// ready to accept connections and run closures.
+func Start(cfg Config) (*Reactor, error) {
+	if cfg.Handler == nil {
+		return nil, fmt.Errorf("%w: Handler is nil", ErrConfig)
+	}
+	if cfg.ListenV4 == "" && cfg.ListenV6 == "" {
+		return nil, fmt.Errorf("%w: neither ListenV4 nor ListenV6 is set", ErrConfig)
+	}
+	if cfg.Port < 0 || cfg.Port > 65535 {
+		return nil, fmt.Errorf("%w: Port %d is outside 0..65535", ErrConfig, cfg.Port)
+	}
+	if cfg.Backlog < 0 || cfg.Backlog > 65535 {
+		return nil, fmt.Errorf("%w: Backlog %d is outside 0..65535", ErrConfig, cfg.Backlog)
+	}
+	if cfg.Backlog == 0 {
+		cfg.Backlog = 100
+	}
+	if cfg.KeepAlive == 0 {
+		cfg.KeepAlive = 60 * time.Second
+	}
+	var v4, v6 netip.Addr
+	var err error
+	if cfg.ListenV4 != "" {
+		if v4, err = netip.ParseAddr(cfg.ListenV4); err != nil || !v4.Is4() {
+			return nil, fmt.Errorf("%w: ListenV4 %q is not an IPv4 address", ErrConfig, cfg.ListenV4)
+		}
+	}
+	if cfg.ListenV6 != "" {
+		if v6, err = netip.ParseAddr(cfg.ListenV6); err != nil || !v6.Is6() || v6.Is4In6() {
+			return nil, fmt.Errorf("%w: ListenV6 %q is not an IPv6 address", ErrConfig, cfg.ListenV6)
+		}
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// With two families and port 0, both must share one port: find a free
+	// one on the first family and retry if another process takes it first.
+	tries := 1
+	if cfg.Port == 0 && v4.IsValid() && v6.IsValid() {
+		tries = 8
+	}
+	for i := 0; ; i++ {
+		port := cfg.Port
+		if cfg.Port == 0 && tries > 1 {
+			if port, err = freePort(v4); err != nil {
+				return nil, fmt.Errorf("%w: finding a free port: %w", ErrAddrInUse, err)
+			}
+		}
+		r, err := start(cfg, log, v4, v6, port)
+		if err == nil || !errors.Is(err, ErrAddrInUse) || i+1 >= tries {
+			return r, err
+		}
+	}
+}
+
+func freePort(a netip.Addr) (int, error) {
+	ln, err := net.Listen("tcp4", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+func start(cfg Config, log *slog.Logger, v4, v6 netip.Addr, port int) (*Reactor, error) {
+	r := &Reactor{
+		cfg:     cfg,
+		handler: cfg.Handler,
+		log:     log,
+		stopped: make(chan struct{}),
+		ticked:  make(chan struct{}),
+		booted:  make(chan gnet.Engine, 1),
+		conns:   make(map[int]*Conn),
+		dials:   make(map[*Conn]struct{}),
+		base:    time.Now(),
+	}
+	r.drainer, _ = cfg.Handler.(Drainer)
+	wp, err := newWritePoller(r)
+	if err != nil {
+		return nil, err
+	}
+	r.wp = wp
+	r.drainRun = gnet.RunnableFunc(func(context.Context) error { r.drain(); return nil })
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	var addrs []string
+	if v4.IsValid() {
+		addrs = append(addrs, "tcp4://"+netip.AddrPortFrom(v4, uint16(port)).String())
+	}
+	if v6.IsValid() {
+		addrs = append(addrs, "tcp6://"+netip.AddrPortFrom(v6, uint16(port)).String())
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(false),
+		gnet.WithNumEventLoop(1),
+		gnet.WithReuseAddr(true),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithTicker(true),
+		gnet.WithLogger(quietLogger{}),
+		// Round-robin mutates shared state on every Register; ours races
+		// with the acceptor. With one loop the choice is moot otherwise.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		// No gnet.WithTCPKeepAlive: gnet v2.9.7 lets that setting overwrite
+		// a bind error. Keepalive is set on the listeners below instead
+		// (Linux passes it on to accepted sockets).
+	}
+	go func() {
+		err := gnet.Rotate(&engineHandler{r}, addrs, opts...)
+		r.runErr = err
+		close(r.stopped)
+	}()
+	var eng gnet.Engine
+	select {
+	case eng = <-r.booted:
+	case <-r.stopped:
+		r.cancel()
+		r.wp.close()
+		err := r.runErr
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, fmt.Errorf("%w: listening on %v: %w", ErrAddrInUse, addrs, err)
+		}
+		return nil, fmt.Errorf("reactor: listening on %v: %w", addrs, err)
+	}
+	r.eng = eng
+	// The ticker goroutine starts after gnet registered its loop, so the
+	// first tick orders our Register after that registration.
+	select {
+	case <-r.ticked:
+	case <-r.stopped:
+		r.cancel()
+		r.wp.close()
+		return nil, fmt.Errorf("reactor: engine stopped during start: %w", r.runErr)
+	}
+	if err := r.fetchLoop(); err != nil {
+		r.stopEngine()
+		return nil, err
+	}
+	// Learn the bound port and apply the backlog (listen(2) again on a
+	// listening socket only updates its backlog).
+	for _, a := range addrs {
+		network, address := "tcp", a[len("tcp4://"):]
+		fd, err := eng.DupListener(network, address)
+		if err != nil {
+			r.stopEngine()
+			return nil, fmt.Errorf("reactor: listener %s: %w", a, err)
+		}
+		sa, err := unix.Getsockname(fd)
+		if err == nil {
+			err = unix.Listen(fd, cfg.Backlog)
+		}
+		if err == nil && cfg.KeepAlive > 0 {
+			err = setKeepAlive(fd, cfg.KeepAlive)
+		}
+		unix.Close(fd)
+		if err != nil {
+			r.stopEngine()
+			return nil, fmt.Errorf("reactor: listener %s: %w", a, err)
+		}
+		switch sa := sa.(type) {
+		case *unix.SockaddrInet4:
+			r.port = sa.Port
+		case *unix.SockaddrInet6:
+			r.port = sa.Port
+		}
+	}
+	r.ready.Store(true)
+	return r, nil
+}
+
+// fetchLoop gets a handle on gnet's single event loop by enrolling a
+// connected UDP socket that never sends (Engine offers no other way).
+func (r *Reactor) fetchLoop() error {
+	uc, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+	if err != nil {
+		return fmt.Errorf("reactor: loop handle socket: %w", err)
+	}
+	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), loopHandle{}), uc)
+	ch, err := r.eng.Register(ctx)
+	if err != nil {
+		uc.Close()
+		return fmt.Errorf("reactor: loop handle: %w", err)
+	}
+	res := <-ch
+	if res.Err != nil {
+		return fmt.Errorf("reactor: loop handle: %w", res.Err)
+	}
+	r.mu.Lock() // Submit reads el under mu: it may run on other goroutines early
+	r.udp = res.Conn
+	r.el = res.Conn.EventLoop()
+	r.mu.Unlock()
+	return nil
+}
+
+func (r *Reactor) stopEngine() {
+	r.cancel()
+	r.wp.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = r.eng.Stop(ctx)
+	<-r.stopped
+	if r.udp != nil {
+		// gnet never closes a datagram socket it did not open itself.
+		unix.Close(r.udp.Fd())
+	}
+}
+
+type loopHandle struct{}
+
+// Port is the bound listening port.
+func (r *Reactor) Port() int { return r.port }
+
+// Conns is the number of open connections (safe from any goroutine).
+func (r *Reactor) Conns() int { return int(r.nOpen.Load()) }
+
+// Submit runs f on the loop. Closures from one goroutine run in the order
+// they were submitted; a burst of submissions costs one wake-up. It returns
+// ErrClosed, and does not run f, once Close has begun.
+func (r *Reactor) Submit(f func()) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.queue = append(r.queue, f)
+	wake := !r.scheduled
+	r.scheduled = true
+	el := r.el
+	r.mu.Unlock()
+	if wake {
+		if err := el.Execute(context.Background(), r.drainRun); err != nil {
+			return fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+	}
+	return nil
+}
+
+func (r *Reactor) drain() {
+	r.mu.Lock()
+	q := r.queue
+	r.queue = r.spare[:0]
+	r.scheduled = false
+	r.mu.Unlock()
+	for i, f := range q {
+		q[i] = nil
+		f()
+	}
+	r.spare = q[:0]
+}
+
+// Close stops listening, closes every connection (each gets OnClose with
+// ErrClosed), fails pending dials with ErrClosed, cancels timers, makes
+// later Submit calls fail, and returns when the loop's goroutines ended.
+// Closures submitted before Close still run. Close must not be called on
+// the loop. A second Close returns ErrClosed.
+func (r *Reactor) Close() error {
+	done := make(chan struct{})
+	if err := r.Submit(func() { r.shutdown(); close(done) }); err != nil {
+		return err
+	}
+	<-done
+	r.mu.Lock()
+	r.closed = true
+	rest := len(r.queue) > 0
+	r.mu.Unlock()
+	if rest {
+		done2 := make(chan struct{})
+		if err := r.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			r.drain()
+			close(done2)
+			return nil
+		})); err == nil {
+			<-done2
+		}
+	}
+	r.cancel()
+	r.dialWG.Wait()
+	r.stopEngine()
+	return nil
+}
+
+func (r *Reactor) shutdown() {
+	r.closing = true
+	for c := range r.dials {
+		delete(r.dials, c)
+		c.state = stateClosed
+		c.dialDone(nil, ErrClosed)
+	}
+	for _, c := range r.conns {
+		c.closeNow(ErrClosed, false, false)
+	}
+	for len(r.timers) > 0 {
+		t := r.timers[0]
+		r.timers.remove(t)
+	}
+	if r.wakeT != nil {
+		r.wakeT.Stop()
+	}
+}
+
+// now is the loop's monotonic clock in nanoseconds.
+func (r *Reactor) now() int64 { return int64(time.Since(r.base)) }
+
+// Dial opens a TCP connection to addr into this loop. done runs on the loop
+// with the connection, or with an error: ErrRefused, ErrTimeout (nothing
+// within timeout, which covers the TCP handshake only), ErrClosed, or
+// another dial error. Safe from any goroutine; ctx is stored as the new
+// connection's context before done runs.
+func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done func(*Conn, error)) error {
+	c := &Conn{r: r, outbound: true, state: stateDialing, dialDone: done, ctx: ctx, remote: addr}
+	register := func() {
+		if r.closing {
+			c.state = stateClosed
+			done(nil, ErrClosed)
+			return
+		}
+		r.dials[c] = struct{}{}
+	}
+	if err := r.Submit(register); err != nil {
+		return err
+	}
+	r.dialWG.Add(1)
+	go func() {
+		defer r.dialWG.Done()
+		d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+		if r.cfg.KeepAlive > 0 {
+			d.KeepAlive = r.cfg.KeepAlive
+		}
+		nc, err := d.DialContext(r.ctx, "tcp", addr.String())
+		if err != nil {
+			err = classifyDial(addr, timeout, err, r.ctx)
+			if r.Submit(func() { r.dialFailed(c, err) }) != nil {
+				return
+			}
+			return
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		ch, err := r.el.Enroll(gnet.NewContext(context.Background(), c), nc)
+		if err != nil {
+			nc.Close()
+			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("%w: %w", ErrClosed, err)) })
+			return
+		}
+		if res := <-ch; res.Err != nil {
+			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("dial %s: %w", addr, res.Err)) })
+		}
+	}()
+	return nil
+}
+
+func (r *Reactor) dialFailed(c *Conn, err error) {
+	if _, ok := r.dials[c]; !ok {
+		return // already failed by shutdown
+	}
+	delete(r.dials, c)
+	c.state = stateClosed
+	c.dialDone(nil, err)
+}
+
+func classifyDial(addr netip.AddrPort, timeout time.Duration, err error, ctx context.Context) error {
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("dial %s: %w", addr, ErrClosed)
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return fmt.Errorf("dial %s: %w: %w", addr, ErrRefused, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT), isTimeout(err):
+		return fmt.Errorf("dial %s: %w after %v: %w", addr, ErrTimeout, timeout, err)
+	}
+	return fmt.Errorf("dial %s: %w", addr, err)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// engineHandler adapts gnet's events to Conn and Handler.
+type engineHandler struct{ r *Reactor }
+
+func (h *engineHandler) OnBoot(e gnet.Engine) gnet.Action {
+	h.r.booted <- e
+	return gnet.None
+}
+
+func (h *engineHandler) OnShutdown(gnet.Engine) {}
+
+func (h *engineHandler) OnTick() (time.Duration, gnet.Action) {
+	h.r.tickOne.Do(func() { close(h.r.ticked) })
+	return time.Hour, gnet.None
+}
+
+func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	r := h.r
+	switch c := gc.Context().(type) {
+	case *Conn:
+		switch c.state {
+		case stateDialing:
+			if _, ok := r.dials[c]; !ok || r.closing {
+				return nil, gnet.Close // failed meanwhile; gnet's fd is the only one
+			}
+			delete(r.dials, c)
+			if err := c.attachNew(gc); err != nil {
+				c.state = stateClosed
+				c.dialDone(nil, err)
+				return nil, gnet.Close
+			}
+			r.cur = c
+			c.dialDone(c, nil)
+			r.cur = nil
+			return nil, c.pendingAction()
+		case stateResuming:
+			c.gc = gc
+			c.state = stateOpen
+			c.enrolling = false
+			if c.wantPause {
+				c.wantPause = false
+				c.state = statePaused
+				c.detaching = true
+				return nil, gnet.Close
+			}
+			r.deliverInGnet(c, nil)
+			return nil, c.pendingAction()
+		}
+		return nil, gnet.Close
+	case nil:
+		if r.closing || !r.ready.Load() {
+			return nil, gnet.Close // too early: Start has not returned yet
+		}
+		nc := &Conn{r: r}
+		if err := nc.attachNew(gc); err != nil {
+			r.log.Warn("reactor: accept failed", "err", err)
+			return nil, gnet.Close
+		}
+		r.cur = nc
+		r.handler.OnOpen(nc)
+		r.cur = nil
+		return nil, nc.pendingAction()
+	}
+	return nil, gnet.None
+}
+
+func (h *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok {
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	buf, _ := gc.Next(-1)
+	h.r.deliverInGnet(c, buf)
+	return c.pendingAction()
+}
+
+func (h *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, ok := gc.Context().(*Conn)
+	if !ok || c.gc != gc {
+		return gnet.None
+	}
+	c.gc = nil
+	if c.detaching {
+		c.detaching = false
+		return gnet.None
+	}
+	if c.state == stateClosed {
+		return gnet.None
+	}
+	if err == nil {
+		err = ErrClosed
+	} else {
+		err = fmt.Errorf("%w: %w", ErrPeerClosed, err)
+	}
+	c.closeNow(err, true, false)
+	return gnet.None
+}
+
+// deliverInGnet hands bytes to the handler inside a gnet callback of c.
+func (r *Reactor) deliverInGnet(c *Conn, buf []byte) {
+	prev := r.cur
+	r.cur = c
+	c.deliver(buf)
+	r.cur = prev
+}
+
+// quietLogger keeps gnet silent; the reactor logs what matters itself.
+type quietLogger struct{}
+
+func (quietLogger) Debugf(string, ...any) {}
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Warnf(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(string, ...any) {}
+
+func setKeepAlive(fd int, idle time.Duration) error {
+	secs := max(int(idle/time.Second), 1)
+	for _, o := range [][3]int{
+		{unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, max(secs/5, 1)},
+		{unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 5},
+	} {
+		if err := unix.SetsockoptInt(fd, o[0], o[1], o[2]); err != nil {
+			return fmt.Errorf("keepalive: %w", err)
+		}
+	}
+	return nil
+}
