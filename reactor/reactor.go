@@ -347,10 +347,11 @@ func (r *Reactor) fetchLoop() error {
 func (r *Reactor) stopEngine() {
 	r.cancel()
 	r.wp.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = r.eng.Stop(ctx)
+	// Engine.Stop polls every 500 ms; Rotate returning is the real signal.
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { _ = r.eng.Stop(ctx) }()
 	<-r.stopped
+	cancel()
 	if r.udp != nil {
 		// gnet never closes a datagram socket it did not open itself.
 		unix.Close(r.udp.Fd())
