@@ -1,0 +1,64 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"strings"
+	"testing"
+)
+
+// runCapture runs the command line and returns exit status, stdout, stderr.
+func runCapture(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, stdio{in: strings.NewReader(stdin), out: &out, err: &errOut})
+	return code, out.String(), errOut.String()
+}
+
+func TestHelpListsEverySubcommand(t *testing.T) {
+	code, _, stderr := runCapture(t, "", "-h")
+	if code != 0 {
+		t.Errorf("chirp -h exited %d, want 0", code)
+	}
+	if len(commands) == 0 {
+		t.Fatal("no commands registered")
+	}
+	for _, c := range commands {
+		if !strings.Contains(stderr, c.name+" ") || !strings.Contains(stderr, c.summary) {
+			t.Errorf("chirp -h does not list %q with its summary:\n%s", c.name, stderr)
+		}
+	}
+}
+
+func TestNoOrUnknownCommandIsUsageError(t *testing.T) {
+	for _, args := range [][]string{nil, {"frobnicate"}, {"-nosuchflag"}} {
+		code, _, stderr := runCapture(t, "", args...)
+		if code != 2 || !strings.Contains(stderr, "usage: chirp COMMAND") {
+			t.Errorf("chirp %q: exit %d, stderr %q; want 2 and the usage", args, code, stderr)
+		}
+	}
+}
+
+func TestSubcommandHelpShowsItsFlags(t *testing.T) {
+	code, _, stderr := runCapture(t, "", "dissect", "-h")
+	if code != 0 || !strings.Contains(stderr, "usage: chirp dissect") || !strings.Contains(stderr, "-max-size") {
+		t.Fatalf("chirp dissect -h: exit %d, stderr %q", code, stderr)
+	}
+}
+
+func TestRegisterKeepsTableSorted(t *testing.T) {
+	saved := commands
+	defer func() { commands = saved }()
+	commands = nil
+	noop := func(*flag.FlagSet) func(stdio, []string) error { return nil }
+	register(&command{name: "send", setup: noop})
+	register(&command{name: "bench", setup: noop})
+	register(&command{name: "echo", setup: noop})
+	var names []string
+	for _, c := range commands {
+		names = append(names, c.name)
+	}
+	if got := strings.Join(names, " "); got != "bench echo send" {
+		t.Fatalf("table order %q, want bench echo send", got)
+	}
+}
