@@ -1,0 +1,174 @@
+package node
+
+import (
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/slots"
+)
+
+// Defaults, as libchirp's.
+const (
+	DefaultPort           = 2998
+	DefaultTimeout        = 5 * time.Second
+	DefaultReuseTime      = 30 * time.Second
+	DefaultBacklog        = 100
+	DefaultBufferSize     = 65536
+	DefaultMaxMessageSize = codec.DefaultMaxMessageSize
+	DefaultAsyncSlots     = 16
+)
+
+// AnyPort as Config.Port listens on a free port chosen by the system (a Go
+// extension; libchirp needs a fixed port above 1024). Node.Port reports it.
+const AnyPort = -1
+
+// Config holds a node's settings. The zero value is libchirp's default
+// configuration: port 2998 on all IPv4 and IPv6 addresses, synchronous,
+// 5 s timeout, 30 s reuse time, encryption on.
+type Config struct {
+	// Port to listen on: 1025..65535, 0 for DefaultPort, or AnyPort.
+	Port int
+	// PublicPort is the port announced in handshakes, the one peers dial
+	// (NAT). 0: the listening port.
+	PublicPort int
+	// BindV4 and BindV6 are the listen addresses; zero values mean 0.0.0.0
+	// and ::. DisableV4 / DisableV6 turn a family off.
+	BindV4, BindV6       netip.Addr
+	DisableV4, DisableV6 bool
+	// Identity of the node; all zero means random. All 16 bytes are used.
+	Identity codec.Identity
+	// Asynchronous selects asynchronous mode: a send completes when written
+	// to the kernel. The default (false) is synchronous mode: a send
+	// completes when the remote released the message.
+	Asynchronous bool
+	// MaxSlots is how many received messages one connection may hold
+	// unreleased: 1..32, 0 for the mode's default (16 asynchronous). A
+	// synchronous node always uses 1, as libchirp does.
+	MaxSlots int
+	// Timeout of a send (write and ACK) and, doubled and capped at 60 s, of
+	// a connect: 0.1 s..1200 s, 0 for 5 s.
+	Timeout time.Duration
+	// ReuseTime after which idle connections and remotes are closed:
+	// 0.5 s..3600 s, 0 for 30 s. The effective value is at least 3×Timeout.
+	ReuseTime time.Duration
+	// MaxMessageSize limits header+data of received messages; 0 for 100 MiB.
+	MaxMessageSize uint32
+	// Backlog of the listen sockets: 1..127, 0 for 100.
+	Backlog int
+	// BufferSize is libchirp's per-connection read buffer size: 0 or ≥1024.
+	// Accepted for compatibility; the loop reads in 64 KiB chunks.
+	BufferSize int
+	// DisableEncryption turns TLS off for all peers. With encryption on,
+	// only peers at exactly 127.0.0.1 and ::1 talk plaintext.
+	DisableEncryption bool
+	// CertChainPEM is the file holding key, certificate and CA (required
+	// unless DisableEncryption). DHParamsPEM is accepted and unused (TLS 1.3).
+	CertChainPEM, DHParamsPEM string
+	// Handler receives messages; see Handler. Nil releases every message at
+	// once.
+	Handler Handler
+	// Workers is the number of goroutines running Handler: 0 for 16.
+	Workers int
+	// ManualRelease turns automatic release off: the handler (or whoever it
+	// hands the message to) must call Message.Release.
+	ManualRelease bool
+	// Logger for connection events (nil: discard).
+	Logger *slog.Logger
+}
+
+// settings are a Config with defaults applied and derived values.
+type settings struct {
+	Config
+	port           int
+	slots          int
+	timeout        time.Duration
+	connectTimeout time.Duration
+	reuse          time.Duration
+	maxMsg         uint64
+	backlog        int
+	workers        int
+}
+
+func valueErr(field string, v any, rule string) error {
+	return fmt.Errorf("%w: Config.%s = %v: %s", ErrValue, field, v, rule)
+}
+
+func (c Config) settings() (settings, error) {
+	s := settings{Config: c}
+	switch {
+	case c.Port == 0:
+		s.port = DefaultPort
+	case c.Port == AnyPort:
+		s.port = 0
+	case c.Port <= 1024 || c.Port > 65535:
+		return s, valueErr("Port", c.Port, "must be 1025..65535, 0 (default 2998) or AnyPort")
+	default:
+		s.port = c.Port
+	}
+	if c.PublicPort < 0 || c.PublicPort > 65535 {
+		return s, valueErr("PublicPort", c.PublicPort, "must be 0..65535")
+	}
+	if c.DisableV4 && c.DisableV6 {
+		return s, valueErr("DisableV4", true, "cannot disable both IPv4 and IPv6")
+	}
+	if c.BindV4.IsValid() && !c.BindV4.Is4() {
+		return s, valueErr("BindV4", c.BindV4, "must be an IPv4 address")
+	}
+	if c.BindV6.IsValid() && (!c.BindV6.Is6() || c.BindV6.Is4In6()) {
+		return s, valueErr("BindV6", c.BindV6, "must be an IPv6 address")
+	}
+	switch {
+	case c.MaxSlots < 0 || c.MaxSlots > slots.MaxSlots:
+		return s, valueErr("MaxSlots", c.MaxSlots, "must be 0..32")
+	case !c.Asynchronous:
+		s.slots = 1
+	case c.MaxSlots == 0:
+		s.slots = DefaultAsyncSlots
+	default:
+		s.slots = c.MaxSlots
+	}
+	s.timeout = c.Timeout
+	if s.timeout == 0 {
+		s.timeout = DefaultTimeout
+	}
+	if s.timeout < 100*time.Millisecond || s.timeout > 1200*time.Second {
+		return s, valueErr("Timeout", c.Timeout, "must be 100ms..1200s")
+	}
+	s.connectTimeout = min(2*s.timeout, 60*time.Second)
+	s.reuse = c.ReuseTime
+	if s.reuse == 0 {
+		s.reuse = DefaultReuseTime
+	}
+	s.reuse = max(s.reuse, 3*s.timeout)
+	if s.reuse < 500*time.Millisecond || s.reuse > 3600*time.Second {
+		return s, valueErr("ReuseTime", c.ReuseTime, "must be 0.5s..3600s (after raising it to 3×Timeout)")
+	}
+	s.maxMsg = uint64(c.MaxMessageSize)
+	if s.maxMsg == 0 {
+		s.maxMsg = DefaultMaxMessageSize
+	}
+	s.backlog = c.Backlog
+	if s.backlog == 0 {
+		s.backlog = DefaultBacklog
+	}
+	if s.backlog < 1 || s.backlog > 127 {
+		return s, valueErr("Backlog", c.Backlog, "must be 1..127 or 0 (default 100)")
+	}
+	if c.BufferSize != 0 && c.BufferSize < 1024 {
+		return s, valueErr("BufferSize", c.BufferSize, "must be 0 or at least 1024")
+	}
+	if !c.DisableEncryption && c.CertChainPEM == "" {
+		return s, valueErr("CertChainPEM", `""`, "required unless DisableEncryption is set")
+	}
+	s.workers = c.Workers
+	if s.workers == 0 {
+		s.workers = 16
+	}
+	if s.workers < 0 {
+		return s, valueErr("Workers", c.Workers, "must not be negative")
+	}
+	return s, nil
+}

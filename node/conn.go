@@ -1,0 +1,308 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/reactor"
+	"github.com/gochirp/chirp/slots"
+)
+
+// conn is one connection to a peer node, accepted or dialed. Loop-owned.
+type conn struct {
+	n        *Node
+	rc       *reactor.Conn
+	dec      *codec.Decoder
+	pool     *slots.Pool
+	slot     *slots.Slot // taken for the frame whose body is being read
+	waitBody bool        // a frame header waits for a free slot; reading paused
+
+	ready   bool // the peer's handshake arrived
+	closed  bool
+	peerID  codec.Identity
+	port    uint16 // the port the peer announced
+	remote  *remote
+	dialFor *remote // the remote this connection was dialed for
+	active  time.Time
+
+	writing      []*Message // asynchronous messages not fully in the kernel yet
+	writeTimer   *reactor.Timer
+	connectTimer *reactor.Timer
+}
+
+// remotes lists the remotes c serves (its own and, after a port mismatch,
+// the one it was dialed for).
+func (c *conn) remotes() []*remote {
+	switch {
+	case c.remote == nil && c.dialFor == nil:
+		return nil
+	case c.remote == nil:
+		return []*remote{c.dialFor}
+	case c.dialFor == nil || c.dialFor == c.remote:
+		return []*remote{c.remote}
+	}
+	return []*remote{c.remote, c.dialFor}
+}
+
+// isLocal is libchirp's rule: exactly 127.0.0.1 and ::1 are plaintext.
+func isLocal(a netip.Addr) bool {
+	return a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || a == netip.IPv6Loopback()
+}
+
+func (n *Node) needsTLS(a netip.Addr) bool { return !n.s.DisableEncryption && !isLocal(a) }
+
+func (n *Node) accepted(rc *reactor.Conn) {
+	if n.closing {
+		rc.Close(fmt.Errorf("%w: node closing", ErrShutdown))
+		return
+	}
+	if n.needsTLS(rc.RemoteAddr().Addr()) {
+		n.log.Warn("chirp: refusing connection that needs TLS (not supported yet)", "peer", rc.RemoteAddr())
+		rc.Close(fmt.Errorf("%w: TLS not supported yet", ErrTLS))
+		return
+	}
+	n.openConn(&conn{n: n}, rc)
+}
+
+// openConn sets up a connected socket and sends our handshake at once, in
+// one write, without waiting for the peer's.
+func (n *Node) openConn(c *conn, rc *reactor.Conn) {
+	c.rc = rc
+	rc.SetContext(c)
+	c.dec = codec.NewDecoder(n.s.maxMsg)
+	c.pool, _ = slots.New(n.s.slots) // validated in Config
+	c.active = n.now()
+	n.conns[c] = struct{}{}
+	var hs [codec.HandshakeSize]byte
+	b := codec.Handshake{Port: n.pubPort, Identity: n.identity}.Append(hs[:0])
+	if err := rc.Write(b); err != nil {
+		n.closeConn(c, fmt.Errorf("%w: handshake to %s: %v", ErrWrite, rc.RemoteAddr(), err))
+	}
+}
+
+// read decodes what arrived on c (loop). It returns how much it consumed:
+// everything, unless a frame waits for a slot.
+func (n *Node) read(c *conn, data []byte) int {
+	off := 0
+	for !c.closed {
+		if c.waitBody {
+			return off
+		}
+		k, ev, err := c.dec.Next(data[off:])
+		off += k
+		if err != nil {
+			n.stats.protoErr.Add(1)
+			kind := ErrProtocol
+			if errors.Is(err, codec.ErrTooLarge) {
+				kind = ErrTooLarge
+			}
+			n.log.Warn("chirp: closing connection", "peer", c.rc.RemoteAddr(), "err", err)
+			n.closeConn(c, fmt.Errorf("%w: from %s: %v", kind, c.rc.RemoteAddr(), err))
+			return len(data)
+		}
+		switch ev {
+		case codec.EventNone:
+			return off
+		case codec.EventHandshake:
+			n.handshake(c)
+		case codec.EventHeader:
+			h := c.dec.Header()
+			if h.Type&(codec.Ack|codec.Noop) != 0 {
+				continue
+			}
+			s, err := c.pool.Acquire()
+			if err != nil {
+				// No free slot: stop reading; TCP pushes back on the peer.
+				c.waitBody = true
+				c.rc.PauseRead()
+				n.stats.paused.Add(1)
+				n.stats.pauses.Add(1)
+				return off
+			}
+			c.slot = s
+		case codec.EventFrame:
+			n.frame(c)
+		}
+	}
+	return len(data)
+}
+
+func (n *Node) handshake(c *conn) {
+	hs := c.dec.Handshake()
+	c.peerID, c.port, c.ready = hs.Identity, hs.Port, true
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+		c.connectTimer = nil
+	}
+	key := netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), hs.Port)
+	rem := n.remoteFor(key)
+	c.remote = rem
+	// The connection whose handshake completed last is the current one;
+	// the one it replaces stays open until idle (simultaneous connects).
+	if old := rem.conn; old != nil && old != c {
+		n.old[old] = struct{}{}
+	}
+	rem.conn = c
+	delete(n.old, c)
+	if df := c.dialFor; df != nil {
+		df.dialing = false
+		if df != rem {
+			// The peer announced another port than we dialed (NAT, relay).
+			// Serve the dialed remote's queue on this connection too.
+			n.log.Warn("chirp: peer announced a different port than dialed", "dialed", df.key, "announced", key)
+			if df.conn == nil {
+				df.conn = c
+			}
+			n.process(df)
+		}
+	}
+	n.process(rem)
+}
+
+func (n *Node) touch(c *conn) {
+	now := n.now()
+	c.active = now
+	if c.remote != nil {
+		c.remote.active = now
+	}
+}
+
+func (n *Node) frame(c *conn) {
+	f := c.dec.Frame()
+	h := f.FrameHeader
+	switch {
+	case h.Type&codec.Noop != 0:
+		n.touch(c)
+	case h.Type&codec.Ack != 0:
+		for _, rem := range c.remotes() {
+			if m := rem.waitAck; m != nil && m.Identity == h.Identity {
+				rem.waitAck = nil
+				n.stats.acksIn.Add(1)
+				n.finish(m, nil)
+				n.process(rem)
+				return
+			}
+		}
+		// Late ACK of a message that failed already: ignore, as libchirp.
+	default:
+		s := c.slot
+		c.slot = nil
+		if f.Buf != nil {
+			s.Own(f.Buf)
+		}
+		m := &Message{
+			Identity: h.Identity, Serial: h.Serial, Header: f.Header, Data: f.Data,
+			Addr:           netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), c.port),
+			RemoteIdentity: c.peerID,
+			typ:            h.Type, ackWanted: h.Type&codec.ReqAck != 0, slot: s, conn: c, node: n,
+		}
+		m.held.Store(true)
+		n.touch(c)
+		n.stats.msgIn.Add(1)
+		n.stats.bytesIn.Add(uint64(len(f.Header) + len(f.Data)))
+		n.stats.slotsInUse.Add(1)
+		n.work.push(m)
+	}
+}
+
+// release frees m's slot and queues the ACK if one was requested (loop).
+func (n *Node) release(m *Message) {
+	c := m.conn
+	n.stats.slotsInUse.Add(-1)
+	if m.ackWanted && !c.closed && c.remote != nil {
+		rem := c.remote
+		rem.ctrl = append(rem.ctrl, ctrlFrame{typ: codec.Ack, id: m.Identity})
+		n.process(rem)
+	}
+	if _, err := c.pool.Release(m.slot); err != nil {
+		n.log.Error("chirp: slot release", "err", err)
+	}
+	m.slot = nil
+	if c.waitBody && !c.closed {
+		s, err := c.pool.Acquire()
+		if err != nil {
+			return
+		}
+		c.slot, c.waitBody = s, false
+		n.stats.paused.Add(-1)
+		c.rc.ResumeRead()
+	}
+}
+
+// closeConn closes c; connClosed follows from the reactor.
+func (n *Node) closeConn(c *conn, err error) {
+	if c.closed {
+		return
+	}
+	if c.rc == nil {
+		return
+	}
+	c.rc.Close(err)
+}
+
+// connClosed cleans up after c closed for reason err (loop).
+func (n *Node) connClosed(c *conn, err error) {
+	if c.closed {
+		return
+	}
+	c.closed = true
+	delete(n.conns, c)
+	delete(n.old, c)
+	if c.connectTimer != nil {
+		c.connectTimer.Stop()
+	}
+	if c.writeTimer != nil {
+		c.writeTimer.Stop()
+	}
+	if c.waitBody {
+		n.stats.paused.Add(-1)
+	}
+	c.dec.Close()
+	if c.slot != nil {
+		_, _ = c.pool.Release(c.slot)
+		c.slot = nil
+	}
+	reason := closeReason(c, err)
+	if errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrTooLarge) {
+		n.log.Info("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
+	}
+	lost := false
+	for _, rem := range c.remotes() {
+		if rem.conn == c {
+			rem.conn = nil
+			n.connLost(rem, c, reason)
+			lost = true
+		} else if rem == c.dialFor && !c.ready && rem.dialing {
+			rem.dialing = false
+			n.connLost(rem, c, reason)
+			lost = true
+		}
+	}
+	if !lost && len(c.writing) > 0 {
+		w := c.writing
+		c.writing = nil
+		for _, m := range w {
+			n.finish(m, reason)
+		}
+	}
+}
+
+// closeReason maps the reactor's close cause to a node error.
+func closeReason(c *conn, err error) error {
+	for _, s := range []error{ErrTimeout, ErrCannotConnect, ErrWrite, ErrProtocol, ErrTLS, ErrShutdown, ErrTooLarge} {
+		if errors.Is(err, s) {
+			return err
+		}
+	}
+	peer := c.rc.RemoteAddr()
+	switch {
+	case errors.Is(err, reactor.ErrClosed):
+		return fmt.Errorf("%w: connection to %s: %v", ErrShutdown, peer, err)
+	case errors.Is(err, reactor.ErrPeerClosed):
+		return fmt.Errorf("%w: %s closed the connection: %v", ErrProtocol, peer, err)
+	}
+	return fmt.Errorf("%w: connection to %s: %v", ErrProtocol, peer, err)
+}

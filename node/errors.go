@@ -1,0 +1,36 @@
+package node
+
+import "errors"
+
+// Sentinel errors, one per libchirp error kind. Errors returned by this
+// package wrap one of them with the remote and the operation; test with
+// errors.Is.
+var (
+	// ErrTimeout: a connect (TCP, plus the peer's handshake) or a send
+	// (write, plus the ACK in synchronous mode) took longer than the timeout.
+	ErrTimeout = errors.New("chirp: timeout")
+	// ErrCannotConnect: the remote refused or could not be reached.
+	ErrCannotConnect = errors.New("chirp: cannot connect")
+	// ErrWrite: writing the chirp handshake failed.
+	ErrWrite = errors.New("chirp: write error")
+	// ErrProtocol: the peer broke the protocol, closed the connection, or a
+	// frame write failed. The message may or may not have arrived.
+	ErrProtocol = errors.New("chirp: protocol error")
+	// ErrTLS: TLS setup, handshake or record failure.
+	ErrTLS = errors.New("chirp: TLS error")
+	// ErrShutdown: the node is closing or closed, or the idle remote was
+	// garbage-collected with the message still queued.
+	ErrShutdown = errors.New("chirp: shutdown")
+	// ErrInUse: the message is still being sent.
+	ErrInUse = errors.New("chirp: message in use")
+	// ErrValue: an invalid configuration value or argument.
+	ErrValue = errors.New("chirp: invalid value")
+	// ErrAddrInUse: the listening address is taken.
+	ErrAddrInUse = errors.New("chirp: address in use")
+	// ErrTooLarge: a frame above the receiver's maximum message size
+	// (libchirp's CH_ENOMEM).
+	ErrTooLarge = errors.New("chirp: message too large")
+	// ErrNotHeld: Release on a message that holds no slot (never had one,
+	// or was released already).
+	ErrNotHeld = errors.New("chirp: message holds no slot")
+)

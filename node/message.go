@@ -1,0 +1,93 @@
+package node
+
+import (
+	"crypto/rand"
+	"fmt"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/slots"
+)
+
+// Message is what a node sends and receives.
+//
+// A received message carries where it came from: Addr is the peer's IP and
+// the port it announced (the port it listens on), so sending the message
+// back, with new Header or Data, is a reply routed over the existing
+// connection, with the same Identity (how requests and replies match).
+//
+// A received message holds one of its connection's slots until it is
+// released; Header and Data alias the slot's buffer and are valid only
+// until then.
+type Message struct {
+	// Identity is random for a new message and kept by replies.
+	Identity codec.Identity
+	// Serial is the sender's per-remote frame counter (received messages).
+	Serial uint32
+	// Header is an opaque header for upper-layer protocols.
+	Header []byte
+	// Data is the payload.
+	Data []byte
+	// Addr is the destination (sending) or the origin (received).
+	Addr netip.AddrPort
+	// RemoteIdentity is the identity of the node that sent it (received).
+	RemoteIdentity codec.Identity
+
+	typ       codec.Type  // type bits as last received or sent
+	ackWanted bool        // received with REQ_ACK: Release sends an ACK
+	inFlight  atomic.Bool // between send and completion
+	held      atomic.Bool // holds a slot, not yet released
+	slot      *slots.Slot
+	conn      *conn
+	node      *Node
+
+	// loop-owned while in flight
+	done   func(*Message, error)
+	remote *remote
+	timer  interface{ Stop() bool }
+	err    error
+}
+
+// NewMessage makes a message to addr ("host:port", IPv4 or IPv6 literal)
+// with a fresh random identity.
+func NewMessage(addr string, data []byte) (*Message, error) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: address %q: %w", ErrValue, addr, err)
+	}
+	m := &Message{Addr: ap, Data: data}
+	m.NewIdentity()
+	return m, nil
+}
+
+// NewIdentity gives the message a fresh random identity.
+func (m *Message) NewIdentity() { _, _ = rand.Read(m.Identity[:]) }
+
+// HasSlot reports whether the message holds a slot that must be released.
+func (m *Message) HasSlot() bool { return m.held.Load() }
+
+// RequestedAck reports whether the sender asked for an ACK (it is a
+// synchronous node): it learns of the release.
+func (m *Message) RequestedAck() bool { return m.ackWanted }
+
+// Release frees the message's slot and, if the sender asked for it, sends
+// the ACK. Safe from any goroutine. Header and Data must not be used after
+// it. A second Release returns ErrNotHeld.
+func (m *Message) Release() error {
+	if !m.held.CompareAndSwap(true, false) {
+		return ErrNotHeld
+	}
+	n := m.node
+	if err := n.r.Submit(func() { n.release(m) }); err != nil {
+		// The loop is gone; so are the connection and its slots.
+		return fmt.Errorf("%w: release: %w", ErrShutdown, err)
+	}
+	return nil
+}
+
+// String describes the message for logs.
+func (m *Message) String() string {
+	return fmt.Sprintf("message %s serial %d to/from %s (%d header, %d data bytes)",
+		m.Identity, m.Serial, m.Addr, len(m.Header), len(m.Data))
+}

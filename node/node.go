@@ -1,0 +1,248 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/reactor"
+)
+
+// Node is a running chirp node: it listens on one port, opens, reuses and
+// closes connections to remotes by itself, sends messages and hands
+// received ones to the Handler. Create it with Start; all methods are safe
+// for concurrent use.
+type Node struct {
+	s        settings
+	r        *reactor.Reactor
+	identity codec.Identity
+	port     int
+	pubPort  uint16
+	log      *slog.Logger
+	work     *workQueue
+
+	closed  atomic.Bool
+	pending atomic.Int64 // messages accepted by Send and not finished
+	stats   counters
+
+	// loop-owned
+	remotes map[netip.AddrPort]*remote
+	conns   map[*conn]struct{}
+	old     map[*conn]struct{} // replaced connections, closed when idle
+	closing bool
+	gcTimer *reactor.Timer
+	rng     *mrand.Rand
+	hdrs    []byte   // frame headers of one write
+	bufs    [][]byte // slices of one write
+	batch   []*Message
+}
+
+// Start validates cfg, listens, and returns the running node. Errors wrap
+// ErrValue (bad config) or ErrAddrInUse.
+func Start(cfg Config) (*Node, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{
+		s:       s,
+		log:     cfg.Logger,
+		remotes: make(map[netip.AddrPort]*remote),
+		conns:   make(map[*conn]struct{}),
+		old:     make(map[*conn]struct{}),
+	}
+	if n.log == nil {
+		n.log = slog.New(slog.DiscardHandler)
+	}
+	n.identity = cfg.Identity
+	if n.identity.IsZero() {
+		_, _ = rand.Read(n.identity[:])
+	}
+	var seed [32]byte
+	_, _ = rand.Read(seed[:])
+	n.rng = mrand.New(mrand.NewChaCha8(seed))
+	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger}
+	if !cfg.DisableV4 {
+		rc.ListenV4 = "0.0.0.0"
+		if cfg.BindV4.IsValid() {
+			rc.ListenV4 = cfg.BindV4.String()
+		}
+	}
+	if !cfg.DisableV6 {
+		rc.ListenV6 = "::"
+		if cfg.BindV6.IsValid() {
+			rc.ListenV6 = cfg.BindV6.String()
+		}
+	}
+	n.work = newWorkQueue(n, s.workers)
+	r, err := reactor.Start(rc)
+	if err != nil {
+		n.work.stop()
+		if errors.Is(err, reactor.ErrAddrInUse) {
+			return nil, fmt.Errorf("%w: port %d: %w", ErrAddrInUse, s.port, err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrValue, err)
+	}
+	n.r = r
+	n.port = r.Port()
+	n.pubPort = uint16(n.port)
+	if cfg.PublicPort != 0 {
+		n.pubPort = uint16(cfg.PublicPort)
+	}
+	_ = r.Submit(n.scheduleGC)
+	return n, nil
+}
+
+// Identity is the node's identity, sent in every handshake.
+func (n *Node) Identity() codec.Identity { return n.identity }
+
+// Port is the port the node listens on.
+func (n *Node) Port() int { return n.port }
+
+// Synchronous reports the node's mode.
+func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
+
+// SendAsync starts sending m to m.Addr and returns at once. done runs on
+// the node's event loop when the send finished (it must not block): with
+// nil when the remote released the message (synchronous node) or the
+// message was written to the kernel (asynchronous node), else with an
+// error wrapping ErrTimeout, ErrCannotConnect, ErrProtocol, ErrShutdown,
+// ErrTLS or ErrTooLarge. m must not be changed until then. SendAsync
+// returns ErrInUse if m is still being sent, ErrShutdown after Close.
+func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
+	if !m.inFlight.CompareAndSwap(false, true) {
+		return fmt.Errorf("send %s: %w", m.Identity, ErrInUse)
+	}
+	if n.closed.Load() {
+		m.inFlight.Store(false)
+		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
+	}
+	m.done = done
+	n.pending.Add(1)
+	if err := n.r.Submit(func() { n.enqueue(m) }); err != nil {
+		m.inFlight.Store(false)
+		n.pending.Add(-1)
+		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
+	}
+	return nil
+}
+
+// Send sends m to m.Addr and waits until the send finished (see SendAsync)
+// or ctx ends. When ctx ends first, Send returns ctx's error and the send
+// goes on: m stays in use until it finishes.
+func (n *Node) Send(ctx context.Context, m *Message) error {
+	ch := make(chan error, 1)
+	if err := n.SendAsync(m, func(_ *Message, err error) { ch <- err }); err != nil {
+		return err
+	}
+	select {
+	case err := <-ch:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close shuts the node down. It stops accepting sends, lets messages in
+// flight finish until ctx ends, then fails the rest with ErrShutdown,
+// closes every connection and waits for the node's goroutines. Messages
+// held by the application need no release afterwards.
+func (n *Node) Close(ctx context.Context) error {
+	if !n.closed.CompareAndSwap(false, true) {
+		return ErrShutdown
+	}
+	tick := time.NewTicker(2 * time.Millisecond)
+	for n.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+		case <-tick.C:
+			continue
+		}
+		break
+	}
+	tick.Stop()
+	done := make(chan struct{})
+	if n.r.Submit(func() { n.shutdown(); close(done) }) == nil {
+		<-done
+	}
+	err := n.r.Close()
+	n.work.stop()
+	if errors.Is(err, reactor.ErrClosed) {
+		err = nil
+	}
+	return err
+}
+
+// shutdown fails everything still queued and closes all connections.
+func (n *Node) shutdown() {
+	n.closing = true
+	n.gcTimer.Stop()
+	for _, rem := range n.remotes {
+		n.dropRemote(rem, fmt.Errorf("%w: node closing", ErrShutdown))
+	}
+	for c := range n.conns {
+		n.closeConn(c, fmt.Errorf("%w: node closing", ErrShutdown))
+	}
+}
+
+func (n *Node) now() time.Time { return time.Now() }
+
+// loopHandler receives the reactor's events.
+type loopHandler struct{ n *Node }
+
+func (h *loopHandler) OnOpen(rc *reactor.Conn) { h.n.accepted(rc) }
+func (h *loopHandler) OnData(rc *reactor.Conn, b []byte) int {
+	return h.n.read(rc.Context().(*conn), b)
+}
+func (h *loopHandler) OnClose(rc *reactor.Conn, err error) {
+	if c, ok := rc.Context().(*conn); ok {
+		h.n.connClosed(c, err)
+	}
+}
+func (h *loopHandler) OnDrain(rc *reactor.Conn) { h.n.drained(rc.Context().(*conn)) }
+
+// Stats are counters a user can export.
+type Stats struct {
+	MessagesIn, MessagesOut uint64
+	BytesIn, BytesOut       uint64 // header+data bytes of user messages
+	AcksIn, AcksOut         uint64
+	SendErrors              uint64 // sends that finished with an error
+	Timeouts                uint64
+	ProtocolErrors          uint64 // connections closed for a protocol violation
+	Connections             int    // open connections
+	Remotes                 int
+	SlotsInUse              int // received messages not yet released
+	PausedConnections       int
+	Pauses                  uint64 // times a connection was paused for lack of slots
+}
+
+type counters struct {
+	msgIn, msgOut, bytesIn, bytesOut, acksIn, acksOut atomic.Uint64
+	sendErr, timeouts, protoErr, pauses               atomic.Uint64
+	slotsInUse, paused, remotes                       atomic.Int64
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	c := &n.stats
+	s := Stats{
+		MessagesIn: c.msgIn.Load(), MessagesOut: c.msgOut.Load(),
+		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
+		AcksIn: c.acksIn.Load(), AcksOut: c.acksOut.Load(),
+		SendErrors: c.sendErr.Load(), Timeouts: c.timeouts.Load(),
+		ProtocolErrors: c.protoErr.Load(), Pauses: c.pauses.Load(),
+		SlotsInUse: int(c.slotsInUse.Load()), PausedConnections: int(c.paused.Load()),
+		Remotes: int(c.remotes.Load()),
+	}
+	if n.r != nil {
+		s.Connections = n.r.Conns()
+	}
+	return s
+}

@@ -1,0 +1,86 @@
+package node
+
+import "sync"
+
+// Handler processes received messages. ServeChirp runs on one of the
+// node's worker goroutines. Unless Config.ManualRelease is set, the node
+// releases the message when ServeChirp returns (if it is still held).
+type Handler interface {
+	ServeChirp(m *Message)
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(m *Message)
+
+// ServeChirp calls f(m).
+func (f HandlerFunc) ServeChirp(m *Message) { f(m) }
+
+// workQueue hands received messages from the loop to worker goroutines.
+// The loop never blocks on it: the queue is bounded by the slots of all
+// connections, since every queued message holds one.
+type workQueue struct {
+	n       *Node
+	mu      sync.Mutex
+	cond    *sync.Cond
+	q       []*Message
+	stopped bool
+	wg      sync.WaitGroup
+}
+
+func newWorkQueue(n *Node, workers int) *workQueue {
+	w := &workQueue{n: n}
+	w.cond = sync.NewCond(&w.mu)
+	if n.s.Handler == nil {
+		return w
+	}
+	for i := 0; i < workers; i++ {
+		w.wg.Add(1)
+		go w.run()
+	}
+	return w
+}
+
+// push is called on the loop.
+func (w *workQueue) push(m *Message) {
+	if w.n.s.Handler == nil {
+		m.held.Store(false)
+		w.n.release(m)
+		return
+	}
+	w.mu.Lock()
+	w.q = append(w.q, m)
+	w.mu.Unlock()
+	w.cond.Signal()
+}
+
+func (w *workQueue) run() {
+	defer w.wg.Done()
+	h := w.n.s.Handler
+	for {
+		w.mu.Lock()
+		for len(w.q) == 0 && !w.stopped {
+			w.cond.Wait()
+		}
+		if w.stopped {
+			w.mu.Unlock()
+			return
+		}
+		m := w.q[0]
+		w.q[0] = nil
+		w.q = w.q[1:]
+		w.mu.Unlock()
+		h.ServeChirp(m)
+		if !w.n.s.ManualRelease {
+			_ = m.Release()
+		}
+	}
+}
+
+func (w *workQueue) stop() {
+	w.mu.Lock()
+	w.stopped = true
+	w.q = nil
+	w.mu.Unlock()
+	w.cond.Broadcast()
+	w.wg.Wait()
+}
