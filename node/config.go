@@ -67,13 +67,20 @@ type Config struct {
 	// CertChainPEM is the file holding key, certificate and CA (required
 	// unless DisableEncryption). DHParamsPEM is accepted and unused (TLS 1.3).
 	CertChainPEM, DHParamsPEM string
-	// Handler receives messages; see Handler. Nil releases every message at
-	// once.
+	// Receive chooses how received messages reach the application:
+	// ReceiveWorkers (the default) runs Handler on Workers goroutines,
+	// ReceiveInline runs Handler on the event loop itself, ReceiveQueue
+	// keeps them for Node.Recv.
+	Receive ReceiveMode
+	// Handler receives messages (ReceiveWorkers, ReceiveInline). With
+	// ReceiveWorkers and no Handler every message is released at once.
 	Handler Handler
 	// Workers is the number of goroutines running Handler: 0 for 16.
 	Workers int
-	// ManualRelease turns automatic release off: the handler (or whoever it
-	// hands the message to) must call Message.Release.
+	// ManualRelease turns automatic release off: whoever holds a received
+	// message must call Message.Release. Automatic release happens when
+	// Handler returns, or, with ReceiveQueue, in Recv (which then hands out
+	// a copy).
 	ManualRelease bool
 	// Logger for connection events (nil: discard).
 	Logger *slog.Logger
@@ -169,6 +176,15 @@ func (c Config) settings() (settings, error) {
 	}
 	if s.workers < 0 {
 		return s, valueErr("Workers", c.Workers, "must not be negative")
+	}
+	switch c.Receive {
+	case ReceiveWorkers, ReceiveQueue:
+	case ReceiveInline:
+		if c.Handler == nil {
+			return s, valueErr("Handler", nil, "ReceiveInline needs a Handler")
+		}
+	default:
+		return s, valueErr("Receive", c.Receive, "unknown receive mode")
 	}
 	return s, nil
 }

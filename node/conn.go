@@ -204,12 +204,13 @@ func (n *Node) frame(c *conn) {
 		n.stats.msgIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(f.Header) + len(f.Data)))
 		n.stats.slotsInUse.Add(1)
-		n.work.push(m)
+		n.deliver(m)
 	}
 }
 
 // release frees m's slot and queues the ACK if one was requested (loop).
 func (n *Node) release(m *Message) {
+	delete(n.held, m)
 	c := m.conn
 	n.stats.slotsInUse.Add(-1)
 	if m.ackWanted && !c.closed && c.remote != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync/atomic"
+	"time"
 
 	"github.com/gochirp/chirp/codec"
 	"github.com/gochirp/chirp/slots"
@@ -47,6 +48,9 @@ type Message struct {
 	remote *remote
 	timer  interface{ Stop() bool }
 	err    error
+
+	delivered  time.Time // loop-owned, while held
+	heldLogged bool
 }
 
 // NewMessage makes a message to addr ("host:port", IPv4 or IPv6 literal)

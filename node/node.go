@@ -27,6 +27,8 @@ type Node struct {
 	pubPort  uint16
 	log      *slog.Logger
 	work     *workQueue
+	recvQ    *msgQueue
+	waiters  waiters
 
 	closed  atomic.Bool
 	pending atomic.Int64 // messages accepted by Send and not finished
@@ -35,7 +37,8 @@ type Node struct {
 	// loop-owned
 	remotes map[netip.AddrPort]*remote
 	conns   map[*conn]struct{}
-	old     map[*conn]struct{} // replaced connections, closed when idle
+	old     map[*conn]struct{}    // replaced connections, closed when idle
+	held    map[*Message]struct{} // delivered and not yet released
 	closing bool
 	gcTimer *reactor.Timer
 	rng     *mrand.Rand
@@ -57,6 +60,8 @@ func Start(cfg Config) (*Node, error) {
 		remotes: make(map[netip.AddrPort]*remote),
 		conns:   make(map[*conn]struct{}),
 		old:     make(map[*conn]struct{}),
+		held:    make(map[*Message]struct{}),
+		recvQ:   newMsgQueue(),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -174,6 +179,7 @@ func (n *Node) Close(ctx context.Context) error {
 	}
 	err := n.r.Close()
 	n.work.stop()
+	n.recvQ.close()
 	if errors.Is(err, reactor.ErrClosed) {
 		err = nil
 	}

@@ -356,6 +356,7 @@ func (n *Node) scheduleGC() {
 // time (closing their connections).
 func (n *Node) gc() {
 	now := n.now()
+	n.logForgotten(now)
 	for c := range n.old {
 		if now.Sub(c.active) > n.s.reuse {
 			n.closeConn(c, fmt.Errorf("%w: idle replaced connection", ErrShutdown))

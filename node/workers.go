@@ -30,7 +30,7 @@ type workQueue struct {
 func newWorkQueue(n *Node, workers int) *workQueue {
 	w := &workQueue{n: n}
 	w.cond = sync.NewCond(&w.mu)
-	if n.s.Handler == nil {
+	if n.s.Handler == nil || n.s.Receive != ReceiveWorkers {
 		return w
 	}
 	for i := 0; i < workers; i++ {

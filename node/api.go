@@ -1,0 +1,329 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gochirp/chirp/codec"
+)
+
+// ReceiveMode is how received messages reach the application.
+type ReceiveMode int
+
+const (
+	// ReceiveWorkers runs Config.Handler on a bounded pool of goroutines.
+	ReceiveWorkers ReceiveMode = iota
+	// ReceiveQueue keeps received messages for Node.Recv (pipelines).
+	ReceiveQueue
+	// ReceiveInline runs Config.Handler on the event loop: the fastest
+	// path. The handler must not block (no Send, no waiting on channels):
+	// every connection of the node waits while it runs. Use SendAsync.
+	ReceiveInline
+)
+
+func (m ReceiveMode) String() string {
+	switch m {
+	case ReceiveWorkers:
+		return "workers"
+	case ReceiveQueue:
+		return "queue"
+	case ReceiveInline:
+		return "inline"
+	}
+	return fmt.Sprintf("ReceiveMode(%d)", int(m))
+}
+
+// Pending is a send in progress, from Node.Go.
+type Pending struct {
+	msg  *Message
+	done chan struct{}
+	err  error
+}
+
+// Done is closed when the send finished.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// Err is the send's result, valid once Done is closed.
+func (p *Pending) Err() error {
+	<-p.done
+	return p.err
+}
+
+// Message is the message being sent.
+func (p *Pending) Message() *Message { return p.msg }
+
+// Wait waits until the send finished or ctx ended (then it returns ctx's
+// error and the send goes on).
+func (p *Pending) Wait(ctx context.Context) error {
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Go starts sending m and returns at once; the Pending reports the result.
+// Many sends can be in flight from one goroutine this way.
+func (n *Node) Go(m *Message) *Pending {
+	p := &Pending{msg: m, done: make(chan struct{})}
+	if err := n.SendAsync(m, func(_ *Message, err error) { p.err = err; close(p.done) }); err != nil {
+		p.err = err
+		close(p.done)
+	}
+	return p
+}
+
+// Recv returns the next received message (Config.Receive must be
+// ReceiveQueue). With automatic release the message is a copy whose slot
+// is already released; with ManualRelease it holds its slot (Header and
+// Data alias it) and the caller releases it. Recv fails with ErrShutdown
+// once the node is closed, or with ctx's error.
+func (n *Node) Recv(ctx context.Context) (*Message, error) {
+	if n.s.Receive != ReceiveQueue {
+		return nil, fmt.Errorf("%w: Recv needs Config.Receive = ReceiveQueue", ErrValue)
+	}
+	m, err := n.recvQ.pop(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n.s.ManualRelease {
+		return m, nil
+	}
+	c := m.detached()
+	_ = m.Release()
+	return c, nil
+}
+
+// detached copies m without its slot: header and data are fresh copies.
+func (m *Message) detached() *Message {
+	c := &Message{Identity: m.Identity, Serial: m.Serial, Addr: m.Addr, RemoteIdentity: m.RemoteIdentity,
+		typ: m.typ, node: m.node}
+	buf := make([]byte, len(m.Header)+len(m.Data))
+	copy(buf, m.Header)
+	copy(buf[len(m.Header):], m.Data)
+	c.Header, c.Data = buf[:len(m.Header):len(m.Header)], buf[len(m.Header):]
+	return c
+}
+
+// Request sends m and returns the first message that comes back with the
+// same identity (a reply is the request sent back), within ctx and the
+// node's timeout. The answer is a copy and its slot is already released.
+// An answer that comes after the deadline is delivered as an ordinary
+// message. Safe for many concurrent requests.
+func (n *Node) Request(ctx context.Context, m *Message) (*Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.s.timeout)
+	defer cancel()
+	a, sent, err := n.request(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	c := a.detached()
+	_ = a.Release()
+	// In synchronous mode the request's ACK usually follows our release of
+	// the answer: wait for it, so m may be reused when Request returns.
+	select {
+	case <-sent:
+	case <-ctx.Done():
+	}
+	return c, nil
+}
+
+// RequestHeld is Request with the answer still holding its slot (zero
+// copy): the caller must release it. It returns as soon as the answer is
+// there, so m may still be in flight (its ACK can depend on that release).
+func (n *Node) RequestHeld(ctx context.Context, m *Message) (*Message, error) {
+	ctx, cancel := context.WithTimeout(ctx, n.s.timeout)
+	defer cancel()
+	a, _, err := n.request(ctx, m)
+	return a, err
+}
+
+func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct{}, error) {
+	ch := make(chan *Message, 1)
+	sent := make(chan struct{})
+	if !n.waiters.add(m.Identity, ch) {
+		return nil, nil, fmt.Errorf("%w: a request with identity %s is already waiting", ErrInUse, m.Identity)
+	}
+	defer n.waiters.remove(m.Identity, ch)
+	if err := n.SendAsync(m, func(_ *Message, err error) {
+		close(sent)
+		if err != nil {
+			n.waiters.fail(m.Identity, ch, err)
+		}
+	}); err != nil {
+		return nil, nil, err
+	}
+	timeout := func() error {
+		return fmt.Errorf("request to %s: no answer: %w: %w", m.Addr, ErrTimeout, ctx.Err())
+	}
+	select {
+	case a := <-ch:
+		if a.err != nil {
+			return nil, nil, a.err
+		}
+		return a, sent, nil
+	case <-ctx.Done():
+		if n.waiters.remove(m.Identity, ch) {
+			return nil, nil, timeout()
+		}
+		// The answer was handed over just now: take it.
+		a := <-ch
+		if a.err != nil {
+			return nil, nil, a.err
+		}
+		return a, sent, nil
+	}
+}
+
+// waiters maps request identities to the channel of the waiting Request.
+type waiters struct {
+	n  atomic.Int32 // fast path: no lock while nobody waits
+	mu sync.Mutex
+	m  map[codec.Identity]chan *Message
+}
+
+func (w *waiters) add(id codec.Identity, ch chan *Message) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.m[id]; ok {
+		return false
+	}
+	if w.m == nil {
+		w.m = make(map[codec.Identity]chan *Message)
+	}
+	w.m[id] = ch
+	w.n.Add(1)
+	return true
+}
+
+// remove reports whether ch was still registered.
+func (w *waiters) remove(id codec.Identity, ch chan *Message) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m[id] != ch {
+		return false
+	}
+	delete(w.m, id)
+	w.n.Add(-1)
+	return true
+}
+
+// fail ends a waiting Request with the send's error.
+func (w *waiters) fail(id codec.Identity, ch chan *Message, err error) {
+	if w.remove(id, ch) {
+		ch <- &Message{err: err}
+	}
+}
+
+// take hands m to a waiting Request, if there is one (loop).
+func (w *waiters) take(m *Message) bool {
+	if w.n.Load() == 0 {
+		return false
+	}
+	w.mu.Lock()
+	ch, ok := w.m[m.Identity]
+	if ok {
+		delete(w.m, m.Identity)
+		w.n.Add(-1)
+	}
+	w.mu.Unlock()
+	if ok {
+		ch <- m // buffered, and only one answer is ever sent to it
+	}
+	return ok
+}
+
+// msgQueue is the unbounded queue behind Recv; it is bounded in practice
+// by the slots of all connections, since every queued message holds one.
+type msgQueue struct {
+	mu     sync.Mutex
+	q      []*Message
+	ready  chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newMsgQueue() *msgQueue {
+	return &msgQueue{ready: make(chan struct{}, 1), closed: make(chan struct{})}
+}
+
+func (q *msgQueue) push(m *Message) {
+	q.mu.Lock()
+	q.q = append(q.q, m)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *msgQueue) pop(ctx context.Context) (*Message, error) {
+	for {
+		q.mu.Lock()
+		if len(q.q) > 0 {
+			m := q.q[0]
+			q.q[0] = nil
+			q.q = q.q[1:]
+			more := len(q.q) > 0
+			q.mu.Unlock()
+			if more {
+				select {
+				case q.ready <- struct{}{}:
+				default:
+				}
+			}
+			return m, nil
+		}
+		q.mu.Unlock()
+		select {
+		case <-q.ready:
+		case <-q.closed:
+			return nil, fmt.Errorf("%w: node closed", ErrShutdown)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func (q *msgQueue) close() { q.once.Do(func() { close(q.closed) }) }
+
+// deliver hands a received message to the application (loop).
+func (n *Node) deliver(m *Message) {
+	if n.waiters.take(m) {
+		return
+	}
+	n.trackHeld(m)
+	switch n.s.Receive {
+	case ReceiveQueue:
+		n.recvQ.push(m)
+	case ReceiveInline:
+		n.s.Handler.ServeChirp(m)
+		if !n.s.ManualRelease && m.held.CompareAndSwap(true, false) {
+			n.release(m)
+		}
+	default:
+		n.work.push(m)
+	}
+}
+
+// trackHeld remembers when m was delivered, so the GC can name messages
+// nobody released (loop).
+func (n *Node) trackHeld(m *Message) {
+	m.delivered = time.Now()
+	n.held[m] = struct{}{}
+}
+
+// logForgotten logs, at debug level, messages held longer than the
+// timeout, once each (loop).
+func (n *Node) logForgotten(now time.Time) {
+	for m := range n.held {
+		if !m.heldLogged && now.Sub(m.delivered) > n.s.timeout {
+			m.heldLogged = true
+			n.log.Debug("chirp: message not released", "msg", m.String(), "held", now.Sub(m.delivered))
+		}
+	}
+}

@@ -1,0 +1,225 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestRecvQueueHandsOutCopiesAndReleases(t *testing.T) {
+	cfg := testConfig(false, nil)
+	cfg.Receive = ReceiveQueue
+	rx := startNode(t, cfg)
+	tx := startNode(t, testConfig(false, nil))
+	for i := 0; i < 3; i++ {
+		m, _ := NewMessage(addr(rx), []byte(fmt.Sprintf("item %d", i)))
+		p := tx.Go(m)
+		got, err := rx.Recv(ctxT(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(got.Data) != fmt.Sprintf("item %d", i) || got.HasSlot() {
+			t.Fatalf("got %q, slot %v", got.Data, got.HasSlot())
+		}
+		// The copy was released at Recv: the synchronous send completes.
+		if err := p.Wait(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := rx.Stats().SlotsInUse; n != 0 {
+		t.Fatalf("%d slots in use", n)
+	}
+}
+
+func TestRecvQueueManualReleaseHoldsTheSlot(t *testing.T) {
+	cfg := testConfig(false, nil)
+	cfg.Receive = ReceiveQueue
+	cfg.ManualRelease = true
+	rx := startNode(t, cfg)
+	tx := startNode(t, testConfig(false, nil))
+	m, _ := NewMessage(addr(rx), []byte("hold me"))
+	p := tx.Go(m)
+	got, err := rx.Recv(ctxT(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.HasSlot() || !got.RequestedAck() || rx.Stats().SlotsInUse != 1 {
+		t.Fatalf("slot %v ack %v in use %d", got.HasSlot(), got.RequestedAck(), rx.Stats().SlotsInUse)
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("synchronous send completed before the release")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := got.Release(); err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Release(); !errors.Is(err, ErrNotHeld) {
+		t.Fatalf("second release: %v", err)
+	}
+	if err := p.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := rx.Recv(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("empty queue: %v", err)
+	}
+}
+
+func TestRecvAfterCloseFailsWithShutdown(t *testing.T) {
+	cfg := testConfig(false, nil)
+	cfg.Receive = ReceiveQueue
+	rx, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := rx.Recv(context.Background()); errc <- err }()
+	_ = rx.Close(context.Background())
+	if err := <-errc; !errors.Is(err, ErrShutdown) {
+		t.Fatalf("Recv: %v", err)
+	}
+}
+
+func TestInlineHandlerRepliesWithSendAsync(t *testing.T) {
+	var en *Node
+	cfg := testConfig(true, HandlerFunc(func(m *Message) {
+		reply := m.detached() // the reply must outlive the released slot
+		_ = en.SendAsync(reply, func(*Message, error) {})
+	}))
+	cfg.Receive = ReceiveInline
+	en = startNode(t, cfg)
+	tx := startNode(t, testConfig(true, nil))
+	m, _ := NewMessage(addr(en), []byte("fast"))
+	a, err := tx.Request(ctxT(t), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a.Data) != "fast" || a.Identity != m.Identity {
+		t.Fatalf("answer %q %v", a.Data, a.Identity)
+	}
+}
+
+func TestRequestReplyFromManyGoroutines(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		var en *Node
+		en = startNode(t, testConfig(async, echo(&en)))
+		cli := startNode(t, testConfig(async, nil))
+		var wg sync.WaitGroup
+		for g := 0; g < 32; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 10; i++ {
+					want := fmt.Sprintf("g%d-%d", g, i)
+					m, _ := NewMessage(addr(en), []byte(want))
+					a, err := cli.Request(ctxT(t), m)
+					if err != nil {
+						t.Errorf("request: %v", err)
+						return
+					}
+					if string(a.Data) != want || a.Identity != m.Identity {
+						t.Errorf("answer %q for %q", a.Data, want)
+					}
+					if m.inFlight.Load() {
+						t.Errorf("request message still in flight after Request returned")
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := cli.Stats().SlotsInUse; n != 0 {
+			t.Fatalf("%d answer slots not released", n)
+		}
+	}
+}
+
+func TestLateAnswerIsDeliveredAsOrdinaryMessage(t *testing.T) {
+	slow := HandlerFunc(func(m *Message) {
+		time.Sleep(300 * time.Millisecond)
+		r := m.detached()
+		_ = m.node.Send(context.Background(), r)
+	})
+	en := startNode(t, testConfig(true, slow))
+	ordinary := make(chan *Message, 1)
+	cli := startNode(t, testConfig(true, HandlerFunc(func(m *Message) { ordinary <- m.detached() })))
+	m, _ := NewMessage(addr(en), []byte("late"))
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := cli.Request(ctx, m); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want ErrTimeout, got %v", err)
+	}
+	select {
+	case a := <-ordinary:
+		if a.Identity != m.Identity || string(a.Data) != "late" {
+			t.Fatalf("late answer %q", a.Data)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("late answer was not delivered")
+	}
+}
+
+func TestSixtyFourSendsInFlightFromOneGoroutine(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		got := make(chan struct{}, 64)
+		rx := startNode(t, testConfig(async, HandlerFunc(func(*Message) { got <- struct{}{} })))
+		tx := startNode(t, testConfig(async, nil))
+		var ps []*Pending
+		for i := 0; i < 64; i++ {
+			m, _ := NewMessage(addr(rx), []byte{byte(i)})
+			ps = append(ps, tx.Go(m))
+		}
+		for i, p := range ps {
+			if err := p.Wait(ctxT(t)); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		for i := 0; i < 64; i++ {
+			<-got
+		}
+		if err := tx.Go(ps[0].Message()).Wait(ctxT(t)); err != nil {
+			t.Fatalf("resend after completion: %v", err)
+		}
+	}
+}
+
+func TestSendingAMessageInFlightIsErrInUse(t *testing.T) {
+	cfg := testConfig(false, nil)
+	cfg.Receive = ReceiveQueue
+	cfg.ManualRelease = true
+	rx := startNode(t, cfg)
+	tx := startNode(t, testConfig(false, nil))
+	m, _ := NewMessage(addr(rx), []byte("once"))
+	p := tx.Go(m)
+	if err := tx.SendAsync(m, nil); !errors.Is(err, ErrInUse) {
+		t.Fatalf("want ErrInUse, got %v", err)
+	}
+	got, _ := rx.Recv(ctxT(t))
+	_ = got.Release()
+	if err := p.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestManualReleaseWithWorkers(t *testing.T) {
+	held := make(chan *Message, 1)
+	cfg := testConfig(false, HandlerFunc(func(m *Message) { held <- m }))
+	cfg.ManualRelease = true
+	rx := startNode(t, cfg)
+	tx := startNode(t, testConfig(false, nil))
+	m, _ := NewMessage(addr(rx), []byte("mine"))
+	p := tx.Go(m)
+	h := <-held
+	time.Sleep(50 * time.Millisecond) // the handler has returned; no auto release
+	if !h.HasSlot() {
+		t.Fatal("released although ManualRelease")
+	}
+	_ = h.Release()
+	if err := p.Wait(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,144 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/gochirp/chirp/node"
+)
+
+// local is the configuration of the examples: loopback, a free port.
+func local(cfg node.Config) node.Config {
+	cfg.Port = node.AnyPort
+	cfg.BindV4 = netip.MustParseAddr("127.0.0.1")
+	cfg.DisableV6 = true
+	cfg.DisableEncryption = true // plaintext on loopback anyway
+	return cfg
+}
+
+func addrOf(n *node.Node) string { return fmt.Sprintf("127.0.0.1:%d", n.Port()) }
+
+// An echo server sends every message back where it came from; the sender
+// waits for the echo. (python-chirp: async echo / pool echo.)
+func Example_echo() {
+	ctx := context.Background()
+	var server *node.Node
+	server, _ = node.Start(local(node.Config{
+		Handler: node.HandlerFunc(func(m *node.Message) {
+			_ = server.Send(ctx, m) // a received message sent back is a reply
+		}),
+	}))
+	defer server.Close(ctx)
+
+	echoes := make(chan string, 1)
+	client, _ := node.Start(local(node.Config{
+		Handler: node.HandlerFunc(func(m *node.Message) { echoes <- string(m.Data) }),
+	}))
+	defer client.Close(ctx)
+
+	m, _ := node.NewMessage(addrOf(server), []byte("hello"))
+	if err := client.Send(ctx, m); err != nil { // synchronous: returns once the server released it
+		fmt.Println(err)
+	}
+	fmt.Println(<-echoes)
+	// Output: hello
+}
+
+// Request sends a message and waits for the answer with the same identity.
+// (python-chirp: request.)
+func ExampleNode_Request() {
+	ctx := context.Background()
+	var server *node.Node
+	server, _ = node.Start(local(node.Config{
+		Handler: node.HandlerFunc(func(m *node.Message) {
+			m.Data = []byte(strings.ToUpper(string(m.Data)))
+			_ = server.Send(ctx, m)
+		}),
+	}))
+	defer server.Close(ctx)
+	client, _ := node.Start(local(node.Config{}))
+	defer client.Close(ctx)
+
+	m, _ := node.NewMessage(addrOf(server), []byte("shout"))
+	answer, err := client.Request(ctx, m)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(answer.Data), answer.Identity == m.Identity)
+	// Output: SHOUT true
+}
+
+// A worker node processes jobs and replies; an asynchronous producer keeps
+// many jobs in flight without a goroutine each. Rule of thumb: workers
+// asynchronous, producers synchronous, routers synchronous if their
+// producer is.
+func Example_worker() {
+	ctx := context.Background()
+	var worker *node.Node
+	worker, _ = node.Start(local(node.Config{
+		Asynchronous: true,
+		Handler: node.HandlerFunc(func(m *node.Message) {
+			m.Data = []byte(fmt.Sprintf("%s done", m.Data))
+			_ = worker.Send(ctx, m)
+		}),
+	}))
+	defer worker.Close(ctx)
+
+	results := make(chan string, 3)
+	producer, _ := node.Start(local(node.Config{
+		Handler: node.HandlerFunc(func(m *node.Message) { results <- string(m.Data) }),
+	}))
+	defer producer.Close(ctx)
+
+	var jobs []*node.Pending
+	for _, job := range []string{"a", "b", "c"} {
+		m, _ := node.NewMessage(addrOf(worker), []byte(job))
+		jobs = append(jobs, producer.Go(m))
+	}
+	for _, p := range jobs {
+		if err := p.Wait(ctx); err != nil {
+			fmt.Println(err)
+		}
+	}
+	got := map[string]bool{}
+	for range jobs {
+		got[<-results] = true
+	}
+	fmt.Println(got["a done"], got["b done"], got["c done"])
+	// Output: true true true
+}
+
+// A queue consumer pulls messages with Recv, for pipeline code. With
+// automatic release each message is a copy and its slot is free at once.
+// (python-chirp: queue.)
+func ExampleNode_Recv() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	consumer, _ := node.Start(local(node.Config{Receive: node.ReceiveQueue}))
+	defer consumer.Close(ctx)
+	producer, _ := node.Start(local(node.Config{}))
+	defer producer.Close(ctx)
+
+	go func() {
+		for _, s := range []string{"one", "two", "three"} {
+			m, _ := node.NewMessage(addrOf(consumer), []byte(s))
+			_ = producer.Send(ctx, m)
+		}
+	}()
+	for i := 0; i < 3; i++ {
+		m, err := consumer.Recv(ctx)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		fmt.Println(string(m.Data))
+	}
+	// Output:
+	// one
+	// two
+	// three
+}
