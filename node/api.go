@@ -241,7 +241,7 @@ func (w *waiters) take(m *Message) bool {
 // by the slots of all connections, since every queued message holds one.
 type msgQueue struct {
 	mu     sync.Mutex
-	q      []*Message
+	q      deque[*Message]
 	ready  chan struct{}
 	closed chan struct{}
 	once   sync.Once
@@ -253,7 +253,7 @@ func newMsgQueue() *msgQueue {
 
 func (q *msgQueue) push(m *Message) {
 	q.mu.Lock()
-	q.q = append(q.q, m)
+	q.q.push(m)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -264,11 +264,9 @@ func (q *msgQueue) push(m *Message) {
 func (q *msgQueue) pop(ctx context.Context) (*Message, error) {
 	for {
 		q.mu.Lock()
-		if len(q.q) > 0 {
-			m := q.q[0]
-			q.q[0] = nil
-			q.q = q.q[1:]
-			more := len(q.q) > 0
+		if q.q.len() > 0 {
+			m := q.q.pop()
+			more := q.q.len() > 0
 			q.mu.Unlock()
 			if more {
 				select {

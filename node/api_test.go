@@ -132,6 +132,11 @@ func TestRequestReplyFromManyGoroutines(t *testing.T) {
 			}()
 		}
 		wg.Wait()
+		// Releases travel to the loop asynchronously.
+		deadline := time.Now().Add(5 * time.Second)
+		for cli.Stats().SlotsInUse != 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
 		if n := cli.Stats().SlotsInUse; n != 0 {
 			t.Fatalf("%d answer slots not released", n)
 		}

@@ -49,7 +49,8 @@ type Message struct {
 	timer  interface{ Stop() bool }
 	err    error
 
-	delivered  time.Time // loop-owned, while held
+	waitCh     chan error // Send's result channel
+	delivered  time.Time  // loop-owned, while held
 	heldLogged bool
 }
 
@@ -82,11 +83,7 @@ func (m *Message) Release() error {
 	if !m.held.CompareAndSwap(true, false) {
 		return ErrNotHeld
 	}
-	n := m.node
-	if err := n.r.Submit(func() { n.release(m) }); err != nil {
-		// The loop is gone; so are the connection and its slots.
-		return fmt.Errorf("%w: release: %w", ErrShutdown, err)
-	}
+	m.node.post(inboxOp{m: m, release: true})
 	return nil
 }
 

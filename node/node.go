@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +28,7 @@ type Node struct {
 	pubPort  uint16
 	log      *slog.Logger
 	work     *workQueue
+	in       inbox
 	recvQ    *msgQueue
 	waiters  waiters
 
@@ -73,6 +75,7 @@ func Start(cfg Config) (*Node, error) {
 	var seed [32]byte
 	_, _ = rand.Read(seed[:])
 	n.rng = mrand.New(mrand.NewChaCha8(seed))
+	n.initInbox()
 	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger}
 	if !cfg.DisableV4 {
 		rc.ListenV4 = "0.0.0.0"
@@ -131,27 +134,31 @@ func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
 	}
 	m.done = done
 	n.pending.Add(1)
-	if err := n.r.Submit(func() { n.enqueue(m) }); err != nil {
-		m.inFlight.Store(false)
-		n.pending.Add(-1)
-		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
-	}
+	n.post(inboxOp{m: m})
 	return nil
 }
+
+// errChans are reusable result channels of Send.
+var errChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+
+func sendDone(m *Message, err error) { m.waitCh <- err }
 
 // Send sends m to m.Addr and waits until the send finished (see SendAsync)
 // or ctx ends. When ctx ends first, Send returns ctx's error and the send
 // goes on: m stays in use until it finishes.
 func (n *Node) Send(ctx context.Context, m *Message) error {
-	ch := make(chan error, 1)
-	if err := n.SendAsync(m, func(_ *Message, err error) { ch <- err }); err != nil {
+	ch := errChans.Get().(chan error)
+	m.waitCh = ch
+	if err := n.SendAsync(m, sendDone); err != nil {
+		errChans.Put(ch)
 		return err
 	}
 	select {
 	case err := <-ch:
+		errChans.Put(ch)
 		return err
 	case <-ctx.Done():
-		return ctx.Err()
+		return ctx.Err() // ch is not reused: the result still comes
 	}
 }
 

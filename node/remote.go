@@ -14,16 +14,17 @@ import (
 // queues, the serial counter, the one message waiting for its ACK
 // (synchronous mode) and its current connection. Loop-owned.
 type remote struct {
-	key     netip.AddrPort
-	conn    *conn // current connection, nil when none
-	queue   []*Message
-	ctrl    []ctrlFrame // ACKs and NOOPs, written before user messages
-	waitAck *Message
-	serial  uint32
-	active  time.Time
-	dialing bool
-	blocked bool // reconnect debounce after a connection loss
-	removed bool
+	key      netip.AddrPort
+	conn     *conn // current connection, nil when none
+	queue    deque[*Message]
+	ctrl     []ctrlFrame // ACKs and NOOPs, written before user messages
+	waitAck  *Message
+	serial   uint32
+	active   time.Time
+	dialing  bool
+	blocked  bool           // reconnect debounce after a connection loss
+	ackTimer *reactor.Timer // deadline of waitAck, reused
+	removed  bool
 }
 
 type ctrlFrame struct {
@@ -63,7 +64,7 @@ func (n *Node) enqueue(m *Message) {
 		rem.ctrl = append(rem.ctrl, ctrlFrame{typ: codec.Noop})
 	}
 	m.remote = rem
-	rem.queue = append(rem.queue, m)
+	rem.queue.push(m)
 	n.process(rem)
 }
 
@@ -74,7 +75,7 @@ func (n *Node) process(rem *remote) {
 	for !rem.removed {
 		c := rem.conn
 		if c == nil || !c.ready || c.closed {
-			if c == nil && len(rem.queue) > 0 && !rem.dialing && !rem.blocked && !n.closing {
+			if c == nil && rem.queue.len() > 0 && !rem.dialing && !rem.blocked && !n.closing {
 				n.dial(rem)
 			}
 			return
@@ -95,15 +96,11 @@ func (n *Node) process(rem *remote) {
 		rem.ctrl = rem.ctrl[:0]
 		batch := n.batch[:0]
 		if n.s.Asynchronous {
-			for len(rem.queue) > 0 && len(batch) < 64 {
-				batch = append(batch, rem.queue[0])
-				rem.queue[0] = nil
-				rem.queue = rem.queue[1:]
+			for rem.queue.len() > 0 && len(batch) < 64 {
+				batch = append(batch, rem.queue.pop())
 			}
-		} else if rem.waitAck == nil && len(rem.queue) > 0 {
-			batch = append(batch, rem.queue[0])
-			rem.queue[0] = nil
-			rem.queue = rem.queue[1:]
+		} else if rem.waitAck == nil && rem.queue.len() > 0 {
+			batch = append(batch, rem.queue.pop())
 		}
 		if nctrl == 0 && len(batch) == 0 {
 			return
@@ -137,7 +134,11 @@ func (n *Node) process(rem *remote) {
 		if !n.s.Asynchronous {
 			for _, m := range batch { // at most one
 				rem.waitAck = m
-				m.timer = n.r.AfterFunc(n.s.timeout, func() { n.sendTimedOut(m) })
+				if rem.ackTimer == nil {
+					rem.ackTimer = n.r.NewTimer(func() { n.sendTimedOut(rem.waitAck) })
+				}
+				rem.ackTimer.Reset(n.s.timeout)
+				m.timer = rem.ackTimer
 			}
 			n.batch = batch[:0]
 			if err == nil {
@@ -183,6 +184,9 @@ func (n *Node) drained(c *conn) {
 }
 
 func (n *Node) sendTimedOut(m *Message) {
+	if m == nil {
+		return
+	}
 	rem := m.remote
 	if rem == nil || rem.waitAck != m {
 		return
@@ -303,11 +307,8 @@ func (n *Node) connLost(rem *remote, c *conn, err error) {
 		}
 		failed = true
 	}
-	if !failed && len(rem.queue) > 0 {
-		m := rem.queue[0]
-		rem.queue[0] = nil
-		rem.queue = rem.queue[1:]
-		n.finish(m, err)
+	if !failed && rem.queue.len() > 0 {
+		n.finish(rem.queue.pop(), err)
 	}
 	rem.ctrl = rem.ctrl[:0]
 	if rem.removed || n.closing {
@@ -332,9 +333,7 @@ func (n *Node) dropRemote(rem *remote, err error) {
 		rem.waitAck = nil
 		n.finish(m, err)
 	}
-	q := rem.queue
-	rem.queue = nil
-	for _, m := range q {
+	for _, m := range rem.queue.drain() {
 		n.finish(m, err)
 	}
 	if rem.conn != nil {

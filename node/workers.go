@@ -22,7 +22,7 @@ type workQueue struct {
 	n       *Node
 	mu      sync.Mutex
 	cond    *sync.Cond
-	q       []*Message
+	q       deque[*Message]
 	stopped bool
 	wg      sync.WaitGroup
 }
@@ -48,7 +48,7 @@ func (w *workQueue) push(m *Message) {
 		return
 	}
 	w.mu.Lock()
-	w.q = append(w.q, m)
+	w.q.push(m)
 	w.mu.Unlock()
 	w.cond.Signal()
 }
@@ -58,16 +58,14 @@ func (w *workQueue) run() {
 	h := w.n.s.Handler
 	for {
 		w.mu.Lock()
-		for len(w.q) == 0 && !w.stopped {
+		for w.q.len() == 0 && !w.stopped {
 			w.cond.Wait()
 		}
 		if w.stopped {
 			w.mu.Unlock()
 			return
 		}
-		m := w.q[0]
-		w.q[0] = nil
-		w.q = w.q[1:]
+		m := w.q.pop()
 		w.mu.Unlock()
 		h.ServeChirp(m)
 		if !w.n.s.ManualRelease {
@@ -79,7 +77,7 @@ func (w *workQueue) run() {
 func (w *workQueue) stop() {
 	w.mu.Lock()
 	w.stopped = true
-	w.q = nil
+	w.q = deque[*Message]{}
 	w.mu.Unlock()
 	w.cond.Broadcast()
 	w.wg.Wait()

@@ -22,6 +22,12 @@ func (r *Reactor) AfterFunc(d time.Duration, f func()) *Timer {
 	return t
 }
 
+// NewTimer makes a timer that runs f on the loop once Reset schedules it;
+// a timer reused with Reset does not allocate. Must be called on the loop.
+func (r *Reactor) NewTimer(f func()) *Timer {
+	return &Timer{r: r, f: f, idx: -1}
+}
+
 // Every runs f on the loop every d (d > 0) until the timer is stopped.
 // Must be called on the loop.
 func (r *Reactor) Every(d time.Duration, f func()) *Timer {

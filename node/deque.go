@@ -1,0 +1,42 @@
+package node
+
+// deque is a FIFO ring buffer that reuses its storage, so a steady stream
+// of push/pop does not allocate.
+type deque[T any] struct {
+	buf  []T
+	head int
+	n    int
+}
+
+func (d *deque[T]) len() int { return d.n }
+
+func (d *deque[T]) push(v T) {
+	if d.n == len(d.buf) {
+		nb := make([]T, max(8, 2*len(d.buf)))
+		for i := 0; i < d.n; i++ {
+			nb[i] = d.buf[(d.head+i)%len(d.buf)]
+		}
+		d.buf, d.head = nb, 0
+	}
+	d.buf[(d.head+d.n)%len(d.buf)] = v
+	d.n++
+}
+
+// pop removes the first element; the deque must not be empty.
+func (d *deque[T]) pop() T {
+	var zero T
+	v := d.buf[d.head]
+	d.buf[d.head] = zero
+	d.head = (d.head + 1) % len(d.buf)
+	d.n--
+	return v
+}
+
+// drain removes and returns all elements in order.
+func (d *deque[T]) drain() []T {
+	out := make([]T, 0, d.n)
+	for d.n > 0 {
+		out = append(out, d.pop())
+	}
+	return out
+}
