@@ -17,7 +17,8 @@ func BenchmarkPass(b *testing.B) {
 			}
 			b.Run(fmt.Sprintf("%s/inflight=%d", mode, inflight), func(b *testing.B) {
 				var en *Node
-				en = startNode(b, testConfig(async, echo(&en)))
+				cfg := testConfig(async, HandlerFunc(func(m *Message) { _ = en.Send(context.Background(), m) }))
+				en = startNode(b, cfg)
 				echoes := make(chan struct{}, 1024)
 				tx := startNode(b, testConfig(async, HandlerFunc(func(*Message) { echoes <- struct{}{} })))
 				msgs := make([]*Message, inflight)

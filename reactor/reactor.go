@@ -115,7 +115,9 @@ type Reactor struct {
 
 	eng     gnet.Engine
 	el      gnet.EventLoop
-	udp     gnet.Conn // the connection that gave us the loop handle
+	udp     gnet.Conn // our end of the wake-up pair, in the loop
+	wakeTx  *net.UDPConn
+	wakeTo  netip.AddrPort
 	stopped chan struct{}
 	runErr  error
 	ticked  chan struct{}
@@ -320,13 +322,23 @@ func start(cfg Config, log *slog.Logger, v4, v6 netip.Addr, port int) (*Reactor,
 	return r, nil
 }
 
-// fetchLoop gets a handle on gnet's single event loop by enrolling a
-// connected UDP socket that never sends (Engine offers no other way).
+// fetchLoop gets a handle on gnet's single event loop by enrolling one end
+// of a loopback UDP socket pair (Engine offers no other way). The pair
+// doubles as the loop's wake-up: a datagram from the other end makes gnet
+// call OnTraffic for it on the loop, which runs the submitted closures.
+// Unlike EventLoop.Execute this allocates nothing.
 func (r *Reactor) fetchLoop() error {
-	uc, err := net.DialUDP("udp4", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9})
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
-		return fmt.Errorf("reactor: loop handle socket: %w", err)
+		return fmt.Errorf("reactor: wake-up socket: %w", err)
 	}
+	uc, err := net.DialUDP("udp4", nil, tx.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		tx.Close()
+		return fmt.Errorf("reactor: wake-up socket: %w", err)
+	}
+	r.wakeTx = tx
+	r.wakeTo = uc.LocalAddr().(*net.UDPAddr).AddrPort()
 	ctx := gnet.NewNetConnContext(gnet.NewContext(context.Background(), loopHandle{}), uc)
 	ch, err := r.eng.Register(ctx)
 	if err != nil {
@@ -352,9 +364,8 @@ func (r *Reactor) stopEngine() {
 	go func() { _ = r.eng.Stop(ctx) }()
 	<-r.stopped
 	cancel()
-	if r.udp != nil {
-		// gnet never closes a datagram socket it did not open itself.
-		unix.Close(r.udp.Fd())
+	if r.wakeTx != nil {
+		r.wakeTx.Close() // gnet closed its end with the loop
 	}
 }
 
@@ -381,12 +392,16 @@ func (r *Reactor) Submit(f func()) error {
 	el := r.el
 	r.mu.Unlock()
 	if wake {
-		if err := el.Execute(context.Background(), r.drainRun); err != nil {
-			return fmt.Errorf("%w: %w", ErrClosed, err)
+		if _, err := r.wakeTx.WriteToUDPAddrPort(wakeByte[:], r.wakeTo); err != nil {
+			if err := el.Execute(context.Background(), r.drainRun); err != nil {
+				return fmt.Errorf("%w: %w", ErrClosed, err)
+			}
 		}
 	}
 	return nil
 }
+
+var wakeByte = [1]byte{'w'}
 
 func (r *Reactor) drain() {
 	r.mu.Lock()
@@ -598,6 +613,9 @@ func (h *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 	c, ok := gc.Context().(*Conn)
 	if !ok {
 		_, _ = gc.Discard(-1)
+		if _, wake := gc.Context().(loopHandle); wake {
+			h.r.drain()
+		}
 		return gnet.None
 	}
 	buf, _ := gc.Next(-1)
