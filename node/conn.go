@@ -55,6 +55,10 @@ func isLocal(a netip.Addr) bool {
 func (n *Node) needsTLS(a netip.Addr) bool { return !n.s.DisableEncryption && !isLocal(a) }
 
 func (n *Node) accepted(rc *reactor.Conn) {
+	if !n.ready {
+		rc.Close(fmt.Errorf("%w: node still starting", ErrShutdown))
+		return
+	}
 	if n.closing {
 		rc.Close(fmt.Errorf("%w: node closing", ErrShutdown))
 		return

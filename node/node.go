@@ -42,6 +42,7 @@ type Node struct {
 	old     map[*conn]struct{}    // replaced connections, closed when idle
 	held    map[*Message]struct{} // delivered and not yet released
 	closing bool
+	ready   bool // Start finished; connections accepted before are refused
 	gcTimer *reactor.Timer
 	rng     *mrand.Rand
 	hdrs    []byte   // frame headers of one write
@@ -104,7 +105,9 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.PublicPort != 0 {
 		n.pubPort = uint16(cfg.PublicPort)
 	}
-	_ = r.Submit(n.scheduleGC)
+	// Fields above were written outside the loop; this closure orders them
+	// before everything the loop does with them.
+	_ = r.Submit(func() { n.ready = true; n.scheduleGC() })
 	return n, nil
 }
 
