@@ -107,7 +107,12 @@ func Start(cfg Config) (*Node, error) {
 	}
 	// Fields above were written outside the loop; this closure orders them
 	// before everything the loop does with them.
-	_ = r.Submit(func() { n.ready = true; n.scheduleGC() })
+	ready := make(chan struct{})
+	if err := r.Submit(func() { n.ready = true; n.scheduleGC(); close(ready) }); err != nil {
+		n.work.stop()
+		return nil, fmt.Errorf("%w: %w", ErrShutdown, err)
+	}
+	<-ready
 	return n, nil
 }
 
