@@ -35,7 +35,9 @@ type Config struct {
 	// (NAT). 0: the listening port.
 	PublicPort int
 	// BindV4 and BindV6 are the listen addresses; zero values mean 0.0.0.0
-	// and ::. DisableV4 / DisableV6 turn a family off.
+	// and ::. A specific address is also the source address of connections
+	// the node dials (libchirp leaves that to the kernel). DisableV4 /
+	// DisableV6 turn a family off.
 	BindV4, BindV6       netip.Addr
 	DisableV4, DisableV6 bool
 	// Identity of the node; all zero means random. All 16 bytes are used.
@@ -64,8 +66,16 @@ type Config struct {
 	// DisableEncryption turns TLS off for all peers. With encryption on,
 	// only peers at exactly 127.0.0.1 and ::1 talk plaintext.
 	DisableEncryption bool
-	// CertChainPEM is the file holding key, certificate and CA (required
-	// unless DisableEncryption). DHParamsPEM is accepted and unused (TLS 1.3).
+	// AlwaysEncrypt encrypts loopback connections too (libchirp's
+	// ch_chirp_set_always_encrypt), for tests and benchmarks. No effect
+	// with DisableEncryption.
+	AlwaysEncrypt bool
+	// CertChainPEM is the file holding the private key, the node's
+	// certificate and the CA certificate (libchirp's combined format, see
+	// `chirp certs`); required unless DisableEncryption. Every certificate
+	// in it is trusted; host names are not checked. DHParamsPEM is accepted
+	// for libchirp compatibility and unused: Go speaks TLS 1.3 (and 1.2
+	// with ECDHE), never finite-field DH.
 	CertChainPEM, DHParamsPEM string
 	// Receive chooses how received messages reach the application:
 	// ReceiveWorkers (the default) runs Handler on Workers goroutines,

@@ -9,6 +9,7 @@ import (
 	"github.com/gochirp/chirp/codec"
 	"github.com/gochirp/chirp/reactor"
 	"github.com/gochirp/chirp/slots"
+	"github.com/gochirp/chirp/tlsconn"
 )
 
 // conn is one connection to a peer node, accepted or dialed. Loop-owned.
@@ -27,6 +28,11 @@ type conn struct {
 	remote  *remote
 	dialFor *remote // the remote this connection was dialed for
 	active  time.Time
+
+	tls     *tlsconn.Session // nil for plaintext
+	plainFn func([]byte)     // readPlain bound to c
+	plain   []byte           // decrypted bytes waiting for a slot
+	tlsUp   bool             // the TLS handshake succeeded
 
 	writing      []*Message // asynchronous messages not fully in the kernel yet
 	writeTimer   *reactor.Timer
@@ -47,12 +53,11 @@ func (c *conn) remotes() []*remote {
 	return []*remote{c.remote, c.dialFor}
 }
 
-// isLocal is libchirp's rule: exactly 127.0.0.1 and ::1 are plaintext.
-func isLocal(a netip.Addr) bool {
-	return a == netip.AddrFrom4([4]byte{127, 0, 0, 1}) || a == netip.IPv6Loopback()
+// needsTLS is libchirp's rule: everything but exactly 127.0.0.1 and ::1
+// is encrypted, unless encryption is off (or AlwaysEncrypt is on).
+func (n *Node) needsTLS(a netip.Addr) bool {
+	return !n.s.DisableEncryption && (n.s.AlwaysEncrypt || !tlsconn.IsLocal(a))
 }
-
-func (n *Node) needsTLS(a netip.Addr) bool { return !n.s.DisableEncryption && !isLocal(a) }
 
 func (n *Node) accepted(rc *reactor.Conn) {
 	if !n.ready {
@@ -63,16 +68,12 @@ func (n *Node) accepted(rc *reactor.Conn) {
 		rc.Close(fmt.Errorf("%w: node closing", ErrShutdown))
 		return
 	}
-	if n.needsTLS(rc.RemoteAddr().Addr()) {
-		n.log.Warn("chirp: refusing connection that needs TLS (not supported yet)", "peer", rc.RemoteAddr())
-		rc.Close(fmt.Errorf("%w: TLS not supported yet", ErrTLS))
-		return
-	}
 	n.openConn(&conn{n: n}, rc)
 }
 
 // openConn sets up a connected socket and sends our handshake at once, in
-// one write, without waiting for the peer's.
+// one write, without waiting for the peer's. An encrypted connection runs
+// the TLS handshake first (the dialer is the TLS client).
 func (n *Node) openConn(c *conn, rc *reactor.Conn) {
 	c.rc = rc
 	rc.SetContext(c)
@@ -80,16 +81,78 @@ func (n *Node) openConn(c *conn, rc *reactor.Conn) {
 	c.pool, _ = slots.New(n.s.slots) // validated in Config
 	c.active = n.now()
 	n.conns[c] = struct{}{}
+	if n.needsTLS(rc.RemoteAddr().Addr()) {
+		cfg, client := n.tlsServer, c.dialFor != nil
+		if client {
+			cfg = n.tlsClient
+		}
+		c.plainFn = func(p []byte) { n.readPlain(c, p) }
+		c.tls = tlsconn.NewSession(n.r, cfg, client, n.s.connectTimeout,
+			func(ct []byte) error { return rc.Write(ct) },
+			func(err error) { n.tlsDone(c, err) })
+		return
+	}
+	n.sendHandshake(c)
+}
+
+func (n *Node) sendHandshake(c *conn) {
 	var hs [codec.HandshakeSize]byte
 	b := codec.Handshake{Port: n.pubPort, Identity: n.identity}.Append(hs[:0])
-	if err := rc.Write(b); err != nil {
-		n.closeConn(c, fmt.Errorf("%w: handshake to %s: %v", ErrWrite, rc.RemoteAddr(), err))
+	bufs := [1][]byte{b}
+	if err := c.write(bufs[:]); err != nil { // one write: one TLS record
+		n.closeConn(c, fmt.Errorf("%w: handshake to %s: %v", ErrWrite, c.rc.RemoteAddr(), err))
 	}
 }
 
-// read decodes what arrived on c (loop). It returns how much it consumed:
-// everything, unless a frame waits for a slot.
+func (n *Node) tlsDone(c *conn, err error) {
+	if c.closed {
+		return
+	}
+	if err != nil {
+		n.log.Warn("chirp: TLS handshake failed", "peer", c.rc.RemoteAddr(), "err", err)
+		n.closeConn(c, fmt.Errorf("%w: %s: %v", ErrTLS, c.rc.RemoteAddr(), err))
+		return
+	}
+	c.tlsUp = true
+	n.sendHandshake(c)
+}
+
+// write sends bytes on c, through TLS when the connection has it.
+func (c *conn) write(bufs [][]byte) error {
+	if c.tls != nil {
+		return c.tls.Writev(bufs)
+	}
+	return c.rc.Writev(bufs)
+}
+
+// read takes what arrived on c (loop). It returns how much it consumed:
+// everything, unless a plaintext frame waits for a slot (then the rest
+// stays with the reactor; with TLS, leftover plaintext stays in c.plain).
 func (n *Node) read(c *conn, data []byte) int {
+	if c.tls == nil {
+		return n.decode(c, data)
+	}
+	if err := c.tls.Feed(data, c.plainFn); err != nil && !c.closed {
+		n.log.Warn("chirp: TLS record failed", "peer", c.rc.RemoteAddr(), "err", err)
+		n.closeConn(c, fmt.Errorf("%w: %s: %v", ErrTLS, c.rc.RemoteAddr(), err))
+	}
+	return len(data)
+}
+
+// readPlain decodes decrypted bytes, keeping what it cannot take yet.
+func (n *Node) readPlain(c *conn, p []byte) {
+	if len(c.plain) > 0 || c.waitBody {
+		c.plain = append(c.plain, p...)
+		return
+	}
+	if k := n.decode(c, p); k < len(p) && !c.closed {
+		c.plain = append(c.plain, p[k:]...)
+	}
+}
+
+// decode feeds plaintext to c's decoder (loop). It returns how much it
+// consumed: everything, unless a frame waits for a slot.
+func (n *Node) decode(c *conn, data []byte) int {
 	off := 0
 	for !c.closed {
 		if c.waitBody {
@@ -233,6 +296,13 @@ func (n *Node) release(m *Message) {
 		}
 		c.slot, c.waitBody = s, false
 		n.stats.paused.Add(-1)
+		if len(c.plain) > 0 { // TLS: decrypted bytes waited for the slot
+			k := n.decode(c, c.plain)
+			c.plain = c.plain[:copy(c.plain, c.plain[k:])]
+			if c.waitBody || c.closed {
+				return
+			}
+		}
 		c.rc.ResumeRead()
 	}
 }
@@ -259,6 +329,10 @@ func (n *Node) connClosed(c *conn, err error) {
 	if c.connectTimer != nil {
 		c.connectTimer.Stop()
 	}
+	if c.tls != nil {
+		c.tls.Close()
+	}
+	c.plain = nil
 	if c.writeTimer != nil {
 		c.writeTimer.Stop()
 	}
@@ -271,6 +345,10 @@ func (n *Node) connClosed(c *conn, err error) {
 		c.slot = nil
 	}
 	reason := closeReason(c, err)
+	if c.tls != nil && !c.tlsUp && !errors.Is(reason, ErrTLS) && !errors.Is(reason, ErrShutdown) {
+		// Closed during the TLS handshake: the peer refused it.
+		reason = fmt.Errorf("%w: handshake with %s did not complete: %w", ErrTLS, c.rc.RemoteAddr(), reason)
+	}
 	if errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrTooLarge) {
 		n.log.Info("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
 	}

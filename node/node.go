@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gochirp/chirp/codec"
 	"github.com/gochirp/chirp/reactor"
+	"github.com/gochirp/chirp/tlsconn"
 )
 
 // Node is a running chirp node: it listens on one port, opens, reuses and
@@ -29,8 +31,10 @@ type Node struct {
 	log      *slog.Logger
 	work     *workQueue
 	in       inbox
-	recvQ    *msgQueue
-	waiters  waiters
+
+	tlsServer, tlsClient *tls.Config
+	recvQ                *msgQueue
+	waiters              waiters
 
 	closed  atomic.Bool
 	pending atomic.Int64 // messages accepted by Send and not finished
@@ -77,7 +81,7 @@ func Start(cfg Config) (*Node, error) {
 	_, _ = rand.Read(seed[:])
 	n.rng = mrand.New(mrand.NewChaCha8(seed))
 	n.initInbox()
-	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger}
+	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger, BindDials: true}
 	if !cfg.DisableV4 {
 		rc.ListenV4 = "0.0.0.0"
 		if cfg.BindV4.IsValid() {
@@ -89,6 +93,13 @@ func Start(cfg Config) (*Node, error) {
 		if cfg.BindV6.IsValid() {
 			rc.ListenV6 = cfg.BindV6.String()
 		}
+	}
+	if !cfg.DisableEncryption {
+		creds, err := tlsconn.Load(cfg.CertChainPEM)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Config.CertChainPEM: %w", ErrTLS, err)
+		}
+		n.tlsServer, n.tlsClient = creds.ServerConfig(), creds.ClientConfig()
 	}
 	n.work = newWorkQueue(n, s.workers)
 	r, err := reactor.Start(rc)

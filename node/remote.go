@@ -127,7 +127,7 @@ func (n *Node) process(rem *remote) {
 			n.stats.msgOut.Add(1)
 			n.stats.bytesOut.Add(uint64(len(m.Header) + len(m.Data)))
 		}
-		err := c.rc.Writev(bufs)
+		err := c.write(bufs)
 		clear(bufs)
 		n.hdrs, n.bufs = hdrs, bufs[:0]
 		now := n.now()
@@ -230,10 +230,6 @@ func (n *Node) finish(m *Message, err error) {
 
 // dial opens a connection for rem (loop).
 func (n *Node) dial(rem *remote) {
-	if n.needsTLS(rem.key.Addr()) {
-		n.connLost(rem, nil, fmt.Errorf("%w: %s needs TLS, which this build does not support yet", ErrTLS, rem.key))
-		return
-	}
 	rem.dialing = true
 	c := &conn{n: n, dialFor: rem}
 	c.connectTimer = n.r.AfterFunc(n.s.connectTimeout, func() { n.connectTimedOut(c) })

@@ -101,6 +101,10 @@ type Config struct {
 	KeepAlive time.Duration
 	// Handler receives connection events. Required.
 	Handler Handler
+	// BindDials makes dialed connections use the listen address of their
+	// family as source address, when it is a specific one (not 0.0.0.0 or
+	// ::): a multi-homed node then speaks from the address it listens on.
+	BindDials bool
 	// Logger for rare events (nil: discard).
 	Logger *slog.Logger
 }
@@ -490,7 +494,7 @@ func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done
 	r.dialWG.Add(1)
 	go func() {
 		defer r.dialWG.Done()
-		d := net.Dialer{Timeout: timeout, KeepAlive: -1}
+		d := net.Dialer{Timeout: timeout, KeepAlive: -1, LocalAddr: r.dialSource(addr.Addr())}
 		if r.cfg.KeepAlive > 0 {
 			d.KeepAlive = r.cfg.KeepAlive
 		}
@@ -516,6 +520,23 @@ func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done
 		}
 	}()
 	return nil
+}
+
+// dialSource is the local address for a dial to dst (nil: the kernel's
+// choice).
+func (r *Reactor) dialSource(dst netip.Addr) net.Addr {
+	if !r.cfg.BindDials {
+		return nil
+	}
+	src := r.cfg.ListenV6
+	if dst.Unmap().Is4() {
+		src = r.cfg.ListenV4
+	}
+	a, err := netip.ParseAddr(src)
+	if err != nil || a.IsUnspecified() {
+		return nil
+	}
+	return net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 0))
 }
 
 func (r *Reactor) dialFailed(c *Conn, err error) {
