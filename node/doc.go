@@ -57,6 +57,12 @@
 //
 // # TLS
 //
-// libchirp encrypts every connection except those to exactly 127.0.0.1 and
-// ::1. TLS is not built yet: set DisableEncryption for other addresses.
+// As libchirp, a node encrypts every connection except those to exactly
+// 127.0.0.1 and ::1 (text match: 127.0.0.2 and ::ffff:127.0.0.1 are
+// encrypted), unless DisableEncryption is set. Config.CertChainPEM names a
+// file with the private key, the node's certificate and the CA certificate
+// (make them with `chirp certs`); peers are accepted when their certificate
+// chains to one in that file, host names are not checked, and both sides
+// present certificates. Go and C libchirp agree on TLS 1.3 (OpenSSL 1.1.1
+// or later on the C side). All cryptography is Go's crypto/tls.
 package node
