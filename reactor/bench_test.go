@@ -59,31 +59,34 @@ func netEchoServer(b *testing.B) string {
 	var wg sync.WaitGroup
 	b.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				buf := make([]byte, 64<<10)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					if _, err := c.Write(buf[:n]); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
+	go func() { defer wg.Done(); serveNetEcho(ln, &wg) }()
 	return ln.Addr().String()
+}
+
+// serveNetEcho accepts connections on ln until it is closed and echoes on
+// each in a goroutine of its own (tracked by wg).
+func serveNetEcho(ln net.Listener, wg *sync.WaitGroup) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer c.Close()
+			buf := make([]byte, 64<<10)
+			for {
+				n, err := c.Read(buf)
+				if err != nil {
+					return
+				}
+				if _, err := c.Write(buf[:n]); err != nil {
+					return
+				}
+			}
+		}()
+	}
 }
 
 // BenchmarkEcho compares echo round trips through the reactor with a

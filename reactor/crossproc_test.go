@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -39,26 +40,7 @@ func TestChildEchoServer(t *testing.T) {
 			os.Exit(1)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				go func() {
-					buf := make([]byte, 64<<10)
-					for {
-						n, err := c.Read(buf)
-						if err != nil {
-							return
-						}
-						if _, err := c.Write(buf[:n]); err != nil {
-							return
-						}
-					}
-				}()
-			}
-		}()
+		go serveNetEcho(ln, new(sync.WaitGroup))
 	}
 	fmt.Println("PORT", port)
 	sig := make(chan os.Signal, 1)

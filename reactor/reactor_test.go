@@ -11,23 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
+	"github.com/gochirp/chirp/internal/leakcheck"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, leakOptions()...)
-}
-
-func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		// gnet's shared worker pool (ants) keeps idle workers and a purger
-		// for the life of the process; they belong to no reactor.
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run"),
-	}
-}
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // funcs is a Handler made of optional functions.
 type funcs struct {

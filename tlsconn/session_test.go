@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gochirp/chirp/internal/leakcheck"
 	"github.com/gochirp/chirp/tlsconn/pki"
 	"go.uber.org/goleak"
 )
@@ -332,7 +333,7 @@ func TestCloseDuringHandshakeEndsTheGoroutine(t *testing.T) {
 		}
 		e.s.Close()
 	})
-	goleak.VerifyNone(t, append(leakOptions(), ignore)...)
+	goleak.VerifyNone(t, append(leakcheck.Options(), ignore)...)
 	e.loop.do(t, func() {}) // let a queued finish run
 	select {
 	case err := <-e.done:

@@ -11,24 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gochirp/chirp/internal/leakcheck"
 	"github.com/gochirp/chirp/tlsconn/pki"
-	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, leakOptions()...)
-}
-
-func leakOptions() []goleak.Option {
-	return []goleak.Option{
-		// gnet's shared worker pool (ants), used by the reactor test, lives
-		// as long as the process.
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run"),
-	}
-}
+func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
 
 // ---- certificates ----
 

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gochirp/chirp/perf"
+)
+
+// lineWriter is a goroutine-safe output that reports the port of the first
+// "listening on PORT" line written to it.
+type lineWriter struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	ports chan int
+}
+
+func newLineWriter() *lineWriter { return &lineWriter{ports: make(chan int, 1)} }
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	before := w.buf.Len()
+	w.buf.Write(p)
+	if before == 0 || !strings.Contains(w.buf.String()[:before], perf.Ready) {
+		for _, line := range strings.Split(w.buf.String(), "\n") {
+			if rest, ok := strings.CutPrefix(line, perf.Ready); ok {
+				if port, err := strconv.Atoi(rest); err == nil {
+					select {
+					case w.ports <- port:
+					default:
+					}
+				}
+			}
+		}
+	}
+	return len(p), nil
+}
+
+func (w *lineWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
+}
+
+// startInProcess runs a node command (runEcho, runListen) on a goroutine
+// and returns its port, its output and a function that stops it and
+// returns its error.
+func startInProcess(t *testing.T, run func(ctx context.Context, s stdio) error) (int, *lineWriter, *lineWriter, func() error) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, errOut := newLineWriter(), newLineWriter()
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, stdio{in: strings.NewReader(""), out: out, err: errOut}) }()
+	var stopped bool
+	var result error
+	stop := func() error {
+		if !stopped {
+			stopped = true
+			cancel()
+			select {
+			case result = <-done:
+			case <-time.After(10 * time.Second):
+				result = fmt.Errorf("command did not stop within 10s")
+			}
+		}
+		return result
+	}
+	t.Cleanup(func() { _ = stop() })
+	select {
+	case port := <-out.ports:
+		return port, out, errOut, stop
+	case err := <-done:
+		stopped = true
+		t.Fatalf("command ended before listening: %v\nstderr: %s", err, errOut.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("command did not print %q within 10s", perf.Ready+"PORT")
+	}
+	return 0, nil, nil, nil
+}
+
+// loopbackFlags are node flags for tests: loopback, free port, short timeout.
+func loopbackFlags(async bool) *nodeFlags {
+	return &nodeFlags{port: 0, bind: "127.0.0.1", async: async, timeout: time.Second}
+}
+
+func TestEchoAndSendTalkInBothModes(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(modeName(async), func(t *testing.T) {
+			port, _, echoErr, stop := startInProcess(t, func(ctx context.Context, s stdio) error {
+				return runEcho(ctx, s, loopbackFlags(async))
+			})
+			var out, errOut bytes.Buffer
+			err := runSend(context.Background(), stdio{out: &out, err: &errOut}, loopbackFlags(async),
+				fmt.Sprintf("127.0.0.1:%d", port), []byte("hello"), sendOptions{n: 20, concurrency: 4, header: "hdr", echo: true})
+			if err != nil {
+				t.Fatalf("send: %v\n%s%s", err, out.String(), errOut.String())
+			}
+			if !strings.Contains(out.String(), "20 ok, 0 failed") || !strings.Contains(out.String(), "passes/s") {
+				t.Errorf("send printed %q", out.String())
+			}
+			if err := stop(); err != nil {
+				t.Errorf("echo: %v", err)
+			}
+			if !strings.Contains(echoErr.String(), "20 echoed, 0 failed") {
+				t.Errorf("echo's summary: %q", echoErr.String())
+			}
+		})
+	}
+}
+
+func TestNodeCommandsRefuseTLSForNow(t *testing.T) {
+	for _, args := range [][]string{
+		{"echo", "-tls-chain", "chain.pem"},
+		{"listen", "-tls-chain", "chain.pem"},
+		{"send", "-tls-chain", "chain.pem", "127.0.0.1:2998", "x"},
+		{"bench", "-tls-chain", "chain.pem"},
+	} {
+		code, _, stderr := runCapture(t, "", args...)
+		if code != 1 || !strings.Contains(stderr, "TLS not supported yet") {
+			t.Errorf("chirp %q: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+}
+
+func TestNewSubcommandsHaveHelpAndCheckArguments(t *testing.T) {
+	for _, c := range []struct {
+		name, flag string
+	}{{"echo", "-port"}, {"send", "-concurrency"}, {"listen", "-count"}, {"bench", "-quick"}, {"bench-peer", "-tcp-echo"}} {
+		code, _, stderr := runCapture(t, "", c.name, "-h")
+		if code != 0 || !strings.Contains(stderr, "usage: chirp "+c.name) || !strings.Contains(stderr, c.flag) {
+			t.Errorf("chirp %s -h: exit %d, stderr %q", c.name, code, stderr)
+		}
+	}
+	for _, args := range [][]string{
+		{"echo", "extra"},
+		{"send"},
+		{"send", "-n", "0", "127.0.0.1:1", "x"},
+		{"send", "-size", "3", "127.0.0.1:1", "x"},
+		{"send", "not-an-address", "x"},
+		{"echo", "-bind", "127.0.0.1,127.0.0.2"},
+		{"echo", "-bind", "nonsense"},
+		{"listen", "-count", "-1"},
+		{"bench", "-sizes", "5,x"},
+		{"bench", "-target", "127.0.0.1:1", "-target-mode", "fast"},
+		{"bench-peer"},
+	} {
+		if code, _, stderr := runCapture(t, "", args...); code != 2 {
+			t.Errorf("chirp %q: exit %d, want 2 (usage); stderr %q", args, code, stderr)
+		}
+	}
+}
+
+func TestBindFlagSelectsFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		bind           string
+		noV4, noV6     bool
+		bindV4, bindV6 string
+	}{
+		{"", false, false, "invalid IP", "invalid IP"},
+		{"127.0.0.1", false, true, "127.0.0.1", "invalid IP"},
+		{"::1", true, false, "invalid IP", "::1"},
+		{"127.0.0.1, ::1", false, false, "127.0.0.1", "::1"},
+	} {
+		nf := nodeFlags{bind: tc.bind}
+		cfg, err := nf.config(nil)
+		if err != nil {
+			t.Errorf("-bind %q: %v", tc.bind, err)
+			continue
+		}
+		if cfg.DisableV4 != tc.noV4 || cfg.DisableV6 != tc.noV6 || cfg.BindV4.String() != tc.bindV4 || cfg.BindV6.String() != tc.bindV6 {
+			t.Errorf("-bind %q: %+v", tc.bind, cfg)
+		}
+		if !cfg.DisableEncryption {
+			t.Errorf("-bind %q: encryption is on, but TLS is not supported yet", tc.bind)
+		}
+	}
+}

@@ -1,0 +1,481 @@
+package perf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"runtime"
+	"time"
+
+	"github.com/gochirp/chirp/node"
+)
+
+// Scenario kinds.
+const (
+	KindChirp = "chirp" // passes through chirp nodes
+	KindTCP   = "tcp"   // raw TCP ping-pong with another process: the floor of a single pass
+	KindChan  = "chan"  // channel round trip between two goroutines
+)
+
+// Scenario is one thing measured.
+type Scenario struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Async    bool   `json:"async"`     // both nodes asynchronous (chirp)
+	InFlight int    `json:"in_flight"` // messages in flight: 1 single, more pooled
+	Size     int    `json:"size"`      // payload bytes
+}
+
+// Mode is "sync" or "async" for chirp scenarios, "" for baselines.
+func (s Scenario) Mode() string {
+	switch {
+	case s.Kind != KindChirp:
+		return ""
+	case s.Async:
+		return "async"
+	}
+	return "sync"
+}
+
+// Result is the measurement of one scenario.
+type Result struct {
+	Scenario
+	// Runs are the passes/s of the timed runs; Summary is their median,
+	// minimum and maximum.
+	Runs []float64 `json:"runs"`
+	Summary
+	// Passes is the number of passes counted in the timed runs.
+	Passes int64 `json:"passes"`
+	// VsTCP is Median divided by the raw-TCP baseline's median (0 when
+	// there is none).
+	VsTCP float64 `json:"vs_tcp,omitempty"`
+	// CRef is libchirp's own figure for the scenario, C to C, from
+	// PROTOCOL.md §9 (another machine and day: an orientation, not a
+	// comparison on equal terms); 0 when there is none.
+	CRef float64 `json:"c_ref,omitempty"`
+	// Error is why the scenario failed; Skipped why it did not run.
+	Error   string `json:"error,omitempty"`
+	Skipped string `json:"skipped,omitempty"`
+}
+
+// OK reports whether the scenario was measured.
+func (r Result) OK() bool { return r.Error == "" && r.Skipped == "" }
+
+// Report is the outcome of Run.
+type Report struct {
+	Started   time.Time     `json:"started"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+	GoVersion string        `json:"go_version"`
+	OS        string        `json:"os"`
+	Arch      string        `json:"arch"`
+	CPUs      int           `json:"cpus"`
+	Quick     bool          `json:"quick"`
+	Runs      int           `json:"runs"`
+	RunTime   time.Duration `json:"run_time_ns"`
+	Warmup    time.Duration `json:"warmup_ns"`
+	// Peers says what each echo peer was ("sync", "async", "tcp").
+	Peers   map[string]string `json:"peers"`
+	Results []Result          `json:"results"`
+}
+
+// Failed counts the scenarios that failed.
+func (r *Report) Failed() int {
+	n := 0
+	for _, res := range r.Results {
+		if res.Error != "" {
+			n++
+		}
+	}
+	return n
+}
+
+// ErrNoPeer, returned by Options.EchoPeer, skips the scenarios of that mode
+// instead of failing them (the given target serves the other mode).
+var ErrNoPeer = errors.New("perf: no echo peer for this mode")
+
+// Options says what Run measures and against which peers.
+type Options struct {
+	// Quick selects a short run for smoke tests: fewer scenarios, runs and
+	// shorter runs. The fields below, when set, override either preset.
+	Quick bool
+	// Sizes, InFlight and Modes ("sync", "async") span the chirp scenarios.
+	Sizes    []int
+	InFlight []int
+	Modes    []string
+	// Runs timed runs of RunTime each, after a Warmup, per scenario.
+	Runs    int
+	RunTime time.Duration
+	Warmup  time.Duration
+	// Timeout of the local node's sends (0: node.DefaultTimeout). A run
+	// fails when no pass ended for twice as long.
+	Timeout time.Duration
+	// EchoPeer returns the chirp echo peer for a mode (async or not), started
+	// or given. It is called once per mode; Run closes what it returns.
+	// ErrNoPeer skips the mode. Nil skips all chirp scenarios.
+	EchoPeer func(ctx context.Context, async bool) (*Peer, error)
+	// TCPPeer returns the raw TCP echo peer of the baseline. Nil skips the
+	// baseline.
+	TCPPeer func(ctx context.Context) (*Peer, error)
+	// Progress receives a line per scenario while Run works (nil: none).
+	Progress io.Writer
+}
+
+// Presets.
+var (
+	defaultSizes    = []int{5, 1 << 10, 64 << 10}
+	defaultInFlight = []int{1, 16, 64}
+	defaultModes    = []string{"sync", "async"}
+	quickSizes      = []int{5, 1 << 10}
+	quickInFlight   = []int{1, 16}
+)
+
+// cRef are libchirp's C-to-C figures from PROTOCOL.md §9 (2 vCPU, loopback,
+// 5-byte data), keyed by mode and messages in flight.
+var cRef = map[string]float64{
+	"sync/1":   25.5e3,
+	"async/1":  168e3,
+	"async/16": 273e3,
+	"async/64": 185e3,
+}
+
+func (o Options) withDefaults() Options {
+	if o.Sizes == nil {
+		o.Sizes = defaultSizes
+		if o.Quick {
+			o.Sizes = quickSizes
+		}
+	}
+	if o.InFlight == nil {
+		o.InFlight = defaultInFlight
+		if o.Quick {
+			o.InFlight = quickInFlight
+		}
+	}
+	if o.Modes == nil {
+		o.Modes = defaultModes
+	}
+	if o.Runs <= 0 {
+		o.Runs = 5
+		if o.Quick {
+			o.Runs = 3
+		}
+	}
+	if o.RunTime <= 0 {
+		o.RunTime = 400 * time.Millisecond
+		if o.Quick {
+			o.RunTime = 150 * time.Millisecond
+		}
+	}
+	if o.Warmup <= 0 {
+		o.Warmup = 200 * time.Millisecond
+		if o.Quick {
+			o.Warmup = 100 * time.Millisecond
+		}
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = node.DefaultTimeout
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	return o
+}
+
+// Scenarios lists what Run would measure with o, baselines first.
+func (o Options) Scenarios() []Scenario {
+	o = o.withDefaults()
+	list := []Scenario{
+		{Name: "chan round trip", Kind: KindChan, InFlight: 1},
+		{Name: "tcp single 5B", Kind: KindTCP, InFlight: 1, Size: 5},
+	}
+	for _, mode := range o.Modes {
+		for _, inflight := range o.InFlight {
+			for _, size := range o.Sizes {
+				s := Scenario{Kind: KindChirp, Async: mode == "async", InFlight: inflight, Size: size}
+				s.Name = fmt.Sprintf("%s %s %s", mode, inflightName(inflight), SizeName(size))
+				list = append(list, s)
+			}
+		}
+	}
+	return list
+}
+
+func inflightName(n int) string {
+	if n == 1 {
+		return "single"
+	}
+	return fmt.Sprintf("pooled%d", n)
+}
+
+// SizeName writes a byte count the short way: 5B, 1KiB, 64KiB, 1.5MiB.
+func SizeName(n int) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1fMiB", float64(n)/(1<<20))
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%dKiB", n>>10)
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1fKiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%dB", n)
+}
+
+// Run measures the scenarios of o and returns the report. Scenario failures
+// are in the report (Result.Error); the error is non-nil only when o is
+// unusable or ctx ended.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	o = o.withDefaults()
+	for _, m := range o.Modes {
+		if m != "sync" && m != "async" {
+			return nil, fmt.Errorf("%w: mode %q (want sync or async)", node.ErrValue, m)
+		}
+	}
+	for _, n := range o.InFlight {
+		if n < 1 {
+			return nil, fmt.Errorf("%w: %d in flight", node.ErrValue, n)
+		}
+	}
+	for _, n := range o.Sizes {
+		if n < 0 || n > int(node.DefaultMaxMessageSize) {
+			return nil, fmt.Errorf("%w: payload size %d", node.ErrValue, n)
+		}
+	}
+	rep := &Report{
+		Started: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
+		CPUs: runtime.NumCPU(), Quick: o.Quick, Runs: o.Runs, RunTime: o.RunTime, Warmup: o.Warmup,
+		Peers: map[string]string{},
+	}
+	b := &bench{ctx: ctx, o: o, rep: rep, total: len(o.Scenarios())}
+	fmt.Fprintf(o.Progress, "chirp bench: %d scenarios, each %d runs of %v after a %v warm-up\n",
+		b.total, o.Runs, o.RunTime, o.Warmup)
+	err := b.run(ctx)
+	rep.Elapsed = time.Since(rep.Started)
+	var tcp float64
+	for _, r := range rep.Results {
+		if r.Kind == KindTCP && r.OK() {
+			tcp = r.Median
+		}
+	}
+	for i := range rep.Results {
+		r := &rep.Results[i]
+		if r.Kind != KindChan && r.OK() && tcp > 0 {
+			r.VsTCP = r.Median / tcp
+		}
+		if r.Kind == KindChirp && r.Size == 5 {
+			r.CRef = cRef[fmt.Sprintf("%s/%d", r.Mode(), r.InFlight)]
+		}
+	}
+	return rep, err
+}
+
+// bench is the state of one Run.
+type bench struct {
+	ctx   context.Context
+	o     Options
+	rep   *Report
+	total int
+	done  int
+}
+
+// runner does passes for a duration (or a count) and says what happened.
+type runner func(ctx context.Context, d time.Duration) (Outcome, error)
+
+func (b *bench) run(ctx context.Context) error {
+	all := b.o.Scenarios()
+	stall := 2 * b.o.Timeout
+
+	// Baselines first: every chirp figure is compared with the TCP one.
+	ch := newChanPingPong()
+	b.measure(ctx, all[0], func(ctx context.Context, d time.Duration) (Outcome, error) { return ch.run(ctx, d, 0) })
+	ch.Close()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	b.measureTCP(ctx, all[1], stall)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	chirp := all[2:]
+	for _, mode := range b.o.Modes {
+		var these []Scenario
+		for _, s := range chirp {
+			if s.Mode() == mode {
+				these = append(these, s)
+			}
+		}
+		if err := b.measureMode(ctx, mode == "async", these, stall); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *bench) measureTCP(ctx context.Context, s Scenario, stall time.Duration) {
+	if b.o.TCPPeer == nil {
+		b.skip(s, "no TCP echo peer")
+		return
+	}
+	fmt.Fprintf(b.o.Progress, "starting the raw TCP echo peer\n")
+	peer, err := b.o.TCPPeer(ctx)
+	if err != nil {
+		b.fail(s, fmt.Errorf("starting the TCP echo peer: %w", err))
+		return
+	}
+	defer peer.Close()
+	b.rep.Peers[KindTCP] = peer.Desc + " at " + peer.Addr
+	pp, err := dialTCPPingPong(ctx, peer.Addr, s.Size, stall)
+	if err != nil {
+		b.fail(s, err)
+		return
+	}
+	defer pp.Close()
+	b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) { return pp.run(ctx, d, 0) })
+}
+
+// measureMode measures the chirp scenarios of one mode: one echo peer and
+// one local node of that mode, the node restarted after a failure.
+func (b *bench) measureMode(ctx context.Context, async bool, list []Scenario, stall time.Duration) error {
+	if len(list) == 0 {
+		return nil
+	}
+	mode := list[0].Mode()
+	if b.o.EchoPeer == nil {
+		for _, s := range list {
+			b.skip(s, "no echo peer")
+		}
+		return nil
+	}
+	fmt.Fprintf(b.o.Progress, "starting the %s echo peer\n", mode)
+	peer, err := b.o.EchoPeer(ctx, async)
+	if err != nil {
+		for _, s := range list {
+			if errors.Is(err, ErrNoPeer) {
+				b.skip(s, err.Error())
+			} else {
+				b.fail(s, fmt.Errorf("starting the %s echo peer: %w", mode, err))
+			}
+		}
+		return ctx.Err()
+	}
+	defer peer.Close()
+	b.rep.Peers[mode] = peer.Desc + " at " + peer.Addr
+
+	var client *Client
+	closeClient := func() {
+		if client != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = client.Close(cctx)
+			cancel()
+			client = nil
+		}
+	}
+	defer closeClient()
+	for _, s := range list {
+		if client == nil {
+			client, err = NewClient(localConfig(async, b.o.Timeout))
+			if err != nil {
+				b.fail(s, fmt.Errorf("starting the local node: %w", err))
+				continue
+			}
+		}
+		ld := Load{Addr: peer.Addr, InFlight: s.InFlight, Data: payload(s.Size), WaitEcho: true, StopOnError: true, Stall: stall}
+		res := b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) {
+			ld.Duration = d
+			return client.Run(ctx, ld)
+		})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if res.Error != "" {
+			closeClient() // a stuck send must not spoil the next scenario
+		}
+	}
+	return nil
+}
+
+// localConfig is the configuration of the harness's local node: loopback
+// only, plaintext.
+func localConfig(async bool, timeout time.Duration) node.Config {
+	return node.Config{
+		Port:              node.AnyPort,
+		BindV4:            netip.AddrFrom4([4]byte{127, 0, 0, 1}),
+		DisableV6:         true,
+		Asynchronous:      async,
+		Timeout:           timeout,
+		DisableEncryption: true,
+	}
+}
+
+// measure runs the warm-up and the timed runs of s and records the result.
+func (b *bench) measure(ctx context.Context, s Scenario, run runner) Result {
+	b.done++
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s warm-up", b.done, b.total, s.Name)
+	res := Result{Scenario: s}
+	if _, err := run(ctx, b.o.Warmup); err != nil {
+		return b.record(res, fmt.Errorf("warm-up: %w", err))
+	}
+	fmt.Fprintf(b.o.Progress, ", runs")
+	for i := 0; i < b.o.Runs; i++ {
+		out, err := run(ctx, b.o.RunTime)
+		if err != nil {
+			return b.record(res, fmt.Errorf("run %d: %w", i+1, err))
+		}
+		if out.Passes == 0 {
+			return b.record(res, fmt.Errorf("run %d: no pass ended within %v", i+1, b.o.RunTime))
+		}
+		res.Runs = append(res.Runs, out.Rate())
+		res.Passes += out.Passes
+		fmt.Fprintf(b.o.Progress, " %s", FormatRate(out.Rate()))
+	}
+	res.Summary = Summarize(res.Runs)
+	return b.record(res, nil)
+}
+
+func (b *bench) record(res Result, err error) Result {
+	switch {
+	case err != nil && b.ctx.Err() != nil: // the user stopped the run, the scenario did not fail
+		res.Runs, res.Passes = nil, 0
+		res.Skipped = "interrupted"
+		fmt.Fprintf(b.o.Progress, ": interrupted\n")
+	case err != nil:
+		res.Runs, res.Passes = nil, 0
+		res.Error = err.Error()
+		fmt.Fprintf(b.o.Progress, ": FAILED: %v\n", err)
+	default:
+		fmt.Fprintf(b.o.Progress, " -> median %s passes/s\n", FormatRate(res.Median))
+	}
+	b.rep.Results = append(b.rep.Results, res)
+	return res
+}
+
+func (b *bench) fail(s Scenario, err error) {
+	if b.ctx.Err() != nil {
+		b.skip(s, "interrupted")
+		return
+	}
+	b.done++
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s FAILED: %v\n", b.done, b.total, s.Name, err)
+	b.rep.Results = append(b.rep.Results, Result{Scenario: s, Error: err.Error()})
+}
+
+func (b *bench) skip(s Scenario, why string) {
+	b.done++
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s skipped: %s\n", b.done, b.total, s.Name, why)
+	b.rep.Results = append(b.rep.Results, Result{Scenario: s, Skipped: why})
+}
+
+// FormatRate writes a rate short: 950, 25.5k, 1.23M.
+func FormatRate(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.3gM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.3gk", v/1e3)
+	}
+	return fmt.Sprintf("%.3g", v)
+}

@@ -1,0 +1,297 @@
+package perf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gochirp/chirp/node"
+)
+
+// testCtx bounds a test.
+func testCtx(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func echoConfig(async bool) node.Config {
+	cfg := localConfig(async, time.Second)
+	cfg.Timeout = time.Second
+	return cfg
+}
+
+func inProcessPeers(o *Options) {
+	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) { return InProcessEcho(echoConfig(async)) }
+	o.TCPPeer = func(context.Context) (*Peer, error) { return InProcessTCPEcho() }
+}
+
+// TestRunMeasuresEveryScenarioAgainstAnInProcessEcho runs the whole harness
+// small; it asserts that everything was measured, not how fast.
+func TestRunMeasuresEveryScenarioAgainstAnInProcessEcho(t *testing.T) {
+	var progress strings.Builder
+	o := Options{Sizes: []int{5, 1 << 10}, InFlight: []int{1, 4}, Runs: 2, RunTime: 30 * time.Millisecond,
+		Warmup: 10 * time.Millisecond, Timeout: time.Second, Progress: &progress}
+	inProcessPeers(&o)
+	rep, err := Run(testCtx(t, 60*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(rep.Results), 2+2*2*2; got != want {
+		t.Fatalf("%d results, want %d", got, want)
+	}
+	if rep.Failed() != 0 {
+		t.Fatalf("failures:\n%s", progress.String())
+	}
+	for _, r := range rep.Results {
+		if !r.OK() || len(r.Runs) != 2 || r.Passes <= 0 || r.Median <= 0 || r.Min > r.Median || r.Max < r.Median {
+			t.Errorf("%s: %+v", r.Name, r)
+		}
+		if r.Kind != KindChan && r.VsTCP <= 0 {
+			t.Errorf("%s: no ratio to the TCP baseline", r.Name)
+		}
+	}
+	if rep.Peers["sync"] == "" || rep.Peers["async"] == "" || rep.Peers["tcp"] == "" {
+		t.Errorf("peers %v", rep.Peers)
+	}
+	if !strings.Contains(progress.String(), "[10/10] async pooled4 1KiB") {
+		t.Errorf("progress lacks the last scenario:\n%s", progress.String())
+	}
+}
+
+func TestScenariosSpanTheGrid(t *testing.T) {
+	def := Options{}.Scenarios()
+	if len(def) != 2+2*3*3 {
+		t.Errorf("default: %d scenarios", len(def))
+	}
+	quick := Options{Quick: true}.Scenarios()
+	if len(quick) >= len(def) {
+		t.Errorf("quick (%d scenarios) is not smaller than default (%d)", len(quick), len(def))
+	}
+	names := map[string]bool{}
+	for _, s := range def {
+		if names[s.Name] {
+			t.Errorf("duplicate scenario %q", s.Name)
+		}
+		names[s.Name] = true
+	}
+	for _, want := range []string{"sync single 5B", "async pooled64 64KiB", "sync pooled16 1KiB", "tcp single 5B", "chan round trip"} {
+		if !names[want] {
+			t.Errorf("no scenario %q", want)
+		}
+	}
+}
+
+// closedPort is a loopback port nobody listens on.
+func closedPort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// TestRunReportsFailuresInsteadOfNumbers: a peer that cannot be reached and
+// a peer that never echoes fail their scenarios with the reason; no figure
+// appears for them.
+func TestRunReportsFailuresInsteadOfNumbers(t *testing.T) {
+	sink, err := node.Start(echoConfig(true)) // nil handler: releases at once, echoes nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close(context.Background()) })
+	dead := closedPort(t)
+
+	o := Options{Sizes: []int{5}, InFlight: []int{1}, Runs: 1, RunTime: 20 * time.Millisecond,
+		Warmup: 10 * time.Millisecond, Timeout: 200 * time.Millisecond}
+	o.TCPPeer = func(context.Context) (*Peer, error) { return ExternalPeer(dead, "nobody"), nil }
+	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) {
+		if async {
+			return ExternalPeer(fmt.Sprintf("127.0.0.1:%d", sink.Port()), "a sink"), nil
+		}
+		return ExternalPeer(dead, "nobody"), nil
+	}
+	rep, err := Run(testCtx(t, 30*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName := map[string]Result{}
+	for _, r := range rep.Results {
+		byName[r.Name] = r
+	}
+	for name, want := range map[string]error{
+		"tcp single 5B":   nil, // connection refused
+		"sync single 5B":  node.ErrCannotConnect,
+		"async single 5B": ErrStalled,
+	} {
+		r := byName[name]
+		if r.Error == "" || r.Median != 0 || len(r.Runs) != 0 {
+			t.Errorf("%s: want a failure without figures, got %+v", name, r)
+		}
+		if want != nil && !strings.Contains(r.Error, want.Error()) {
+			t.Errorf("%s: error %q does not say %q", name, r.Error, want)
+		}
+	}
+	if !byName["chan round trip"].OK() {
+		t.Errorf("the channel baseline failed: %+v", byName["chan round trip"])
+	}
+	if rep.Failed() != 3 {
+		t.Errorf("Failed() = %d, want 3", rep.Failed())
+	}
+}
+
+func TestRunSkipsAModeWithoutPeer(t *testing.T) {
+	o := Options{Sizes: []int{5}, InFlight: []int{1}, Runs: 1, RunTime: 20 * time.Millisecond, Warmup: 10 * time.Millisecond}
+	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) {
+		if async {
+			return nil, fmt.Errorf("%w: the target is sync", ErrNoPeer)
+		}
+		return InProcessEcho(echoConfig(false))
+	}
+	rep, err := Run(testCtx(t, 30*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rep.Results {
+		switch {
+		case r.Kind == KindTCP:
+			if r.Skipped == "" {
+				t.Errorf("tcp without peer: %+v", r)
+			}
+		case r.Async:
+			if r.Skipped == "" || r.Error != "" {
+				t.Errorf("%s: want skipped, got %+v", r.Name, r)
+			}
+		case !r.OK():
+			t.Errorf("%s: %+v", r.Name, r)
+		}
+	}
+	if rep.Failed() != 0 {
+		t.Errorf("skips counted as failures")
+	}
+}
+
+func TestRunRejectsBadOptions(t *testing.T) {
+	for _, o := range []Options{{Modes: []string{"fast"}}, {InFlight: []int{0}}, {Sizes: []int{-1}}} {
+		if _, err := Run(context.Background(), o); !errors.Is(err, node.ErrValue) {
+			t.Errorf("Run(%+v) = %v, want ErrValue", o, err)
+		}
+	}
+}
+
+func TestRunStopsWhenContextEnds(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	o := Options{Sizes: []int{5}, InFlight: []int{1}, Runs: 1000, RunTime: 50 * time.Millisecond}
+	inProcessPeers(&o)
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	rep, err := Run(ctx, o)
+	if !errors.Is(err, context.Canceled) || rep == nil {
+		t.Fatalf("Run = %v, %v; want the report so far and context.Canceled", rep, err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Run took %v after cancel", d)
+	}
+}
+
+func TestClientRunCountsPassesAndFailures(t *testing.T) {
+	for _, async := range []bool{false, true} {
+		t.Run(fmt.Sprint("async=", async), func(t *testing.T) {
+			peer, err := InProcessEcho(echoConfig(async))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer peer.Close()
+			c, err := NewClient(echoConfig(async))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(context.Background())
+			ctx := testCtx(t, 20*time.Second)
+			out, err := c.Run(ctx, Load{Addr: peer.Addr, InFlight: 8, Header: []byte("h"), Data: []byte("hello"), Count: 100, WaitEcho: true, StopOnError: true})
+			if err != nil || out.Passes != 100 || out.Failed != 0 || out.Rate() <= 0 {
+				t.Fatalf("Run = %+v, %v; want 100 passes", out, err)
+			}
+			// Without waiting for echoes, the echoes arrive as strays.
+			out, err = c.Run(ctx, Load{Addr: peer.Addr, Data: []byte("x"), Count: 10})
+			if err != nil || out.Passes != 10 {
+				t.Fatalf("Run without echo = %+v, %v", out, err)
+			}
+			// Every send fails against a closed port; the run goes on.
+			out, err = c.Run(ctx, Load{Addr: closedPort(t), InFlight: 2, Data: []byte("x"), Count: 3, Stall: 5 * time.Second})
+			if err != nil || out.Failed != 3 || out.Passes != 0 || !errors.Is(out.FirstErr, node.ErrCannotConnect) {
+				t.Fatalf("Run to a closed port = %+v, %v; want 3 failures", out, err)
+			}
+		})
+	}
+}
+
+func TestClientRunRejectsBadLoads(t *testing.T) {
+	c, err := NewClient(echoConfig(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	for _, ld := range []Load{{Addr: "nowhere", Count: 1}, {Addr: "127.0.0.1:9"}, {Addr: "127.0.0.1:9", Count: 1, InFlight: -1}} {
+		if _, err := c.Run(context.Background(), ld); !errors.Is(err, node.ErrValue) {
+			t.Errorf("Run(%+v) = %v, want ErrValue", ld, err)
+		}
+	}
+}
+
+// TestStartProcessParsesThePortAndKillsTheChild runs this test binary as a
+// TCP echo child.
+func TestStartProcessParsesThePortAndKillsTheChild(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PERF_TEST_CHILD", "tcp-echo")
+	p, err := StartProcess(testCtx(t, 30*time.Second), "127.0.0.1", nil, exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	pp, err := dialTCPPingPong(context.Background(), p.Addr, 5, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pp.run(context.Background(), 0, 10)
+	pp.Close()
+	if err != nil || out.Passes != 10 {
+		t.Fatalf("ping-pong with the child: %+v, %v", out, err)
+	}
+	start := time.Now()
+	if err := p.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if d := time.Since(start); d > termGrace+2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if _, err := net.DialTimeout("tcp", p.Addr, time.Second); err == nil {
+		t.Errorf("the child still listens after Close")
+	}
+}
+
+func TestStartProcessReportsAChildThatFails(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PERF_TEST_CHILD", "fail")
+	_, err = StartProcess(testCtx(t, 30*time.Second), "127.0.0.1", nil, exe)
+	if err == nil || !strings.Contains(err.Error(), "cannot listen: the reason") {
+		t.Fatalf("StartProcess = %v; want the child's stderr in the error", err)
+	}
+	if _, err := StartProcess(context.Background(), "127.0.0.1", nil, "/nonexistent/chirp"); !errors.Is(err, exec.ErrNotFound) && !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("StartProcess of a missing program = %v", err)
+	}
+}
