@@ -87,6 +87,17 @@ func (m *Message) Release() error {
 	return nil
 }
 
+// ReleaseOnLoop is Release for code that already runs on the node's event
+// loop (ReceiveInline handlers, send completion callbacks): it skips the
+// hand-off. Calling it from any other goroutine corrupts the node.
+func (m *Message) ReleaseOnLoop() error {
+	if !m.held.CompareAndSwap(true, false) {
+		return ErrNotHeld
+	}
+	m.node.release(m)
+	return nil
+}
+
 // String describes the message for logs.
 func (m *Message) String() string {
 	return fmt.Sprintf("message %s serial %d to/from %s (%d header, %d data bytes)",

@@ -52,6 +52,9 @@ type Node struct {
 	hdrs    []byte   // frame headers of one write
 	bufs    [][]byte // slices of one write
 	batch   []*Message
+	// process runs one remote at a time; requests made meanwhile wait here
+	processing bool
+	dirty      []*remote
 }
 
 // Start validates cfg, listens, and returns the running node. Errors wrap
@@ -137,7 +140,8 @@ func (n *Node) Port() int { return n.port }
 func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
 
 // SendAsync starts sending m to m.Addr and returns at once. done runs on
-// the node's event loop when the send finished (it must not block): with
+// the node's event loop when the send finished (it must not block, and it
+// may call SendOnLoop and ReleaseOnLoop): with
 // nil when the remote released the message (synchronous node) or the
 // message was written to the kernel (asynchronous node), else with an
 // error wrapping ErrTimeout, ErrCannotConnect, ErrProtocol, ErrShutdown,
@@ -161,6 +165,24 @@ func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
 var errChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
 func sendDone(m *Message, err error) { m.waitCh <- err }
+
+// SendOnLoop is SendAsync for code that already runs on the node's event
+// loop: ReceiveInline handlers and send completion callbacks. It skips the
+// hand-off to the loop (libchirp's ch_chirp_send, where SendAsync is
+// ch_chirp_send_ts). Calling it from any other goroutine corrupts the node.
+func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
+	if !m.inFlight.CompareAndSwap(false, true) {
+		return fmt.Errorf("send %s: %w", m.Identity, ErrInUse)
+	}
+	if n.closing {
+		m.inFlight.Store(false)
+		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
+	}
+	m.done = done
+	n.pending.Add(1)
+	n.enqueue(m)
+	return nil
+}
 
 // Send sends m to m.Addr and waits until the send finished (see SendAsync)
 // or ctx ends. When ctx ends first, Send returns ctx's error and the send

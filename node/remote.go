@@ -25,6 +25,7 @@ type remote struct {
 	blocked  bool           // reconnect debounce after a connection loss
 	ackTimer *reactor.Timer // deadline of waitAck, reused
 	removed  bool
+	dirty    bool // waiting for process after the current one
 }
 
 type ctrlFrame struct {
@@ -71,7 +72,32 @@ func (n *Node) enqueue(m *Message) {
 // process writes what the remote may write now: control frames, then user
 // messages (one awaiting its ACK in synchronous mode; in asynchronous mode
 // as many as the kernel takes). Without a connection it dials.
+//
+// process is not reentrant: completion callbacks it runs may send or
+// release (SendOnLoop, ReleaseOnLoop), which asks for process again; such
+// remotes are processed after the current one.
 func (n *Node) process(rem *remote) {
+	if n.processing {
+		if !rem.dirty {
+			rem.dirty = true
+			n.dirty = append(n.dirty, rem)
+		}
+		return
+	}
+	n.processing = true
+	n.processRemote(rem)
+	for len(n.dirty) > 0 {
+		r := n.dirty[0]
+		n.dirty[0] = nil
+		n.dirty = n.dirty[1:]
+		r.dirty = false
+		n.processRemote(r)
+	}
+	n.dirty = n.dirty[:0]
+	n.processing = false
+}
+
+func (n *Node) processRemote(rem *remote) {
 	for !rem.removed {
 		c := rem.conn
 		if c == nil || !c.ready || c.closed {

@@ -156,17 +156,25 @@ func (c *Conn) deliver(buf []byte) {
 	} else if len(rest) > 0 {
 		c.in = append(c.in[:0], rest...)
 	}
+	if c.state == statePaused && c.gc != nil && !c.detaching && len(c.in) >= softPauseLimit {
+		c.detachGnet() // the peer keeps sending: stop reading for real
+	}
 }
 
-// PauseRead stops reading the connection until ResumeRead. Bytes already
-// read and not consumed are kept and delivered first after resuming.
+// softPauseLimit is how many unconsumed bytes a paused connection keeps
+// before it is detached from gnet. A pause starts soft: the socket stays in
+// the loop, and a pause that ends before the peer sends this much more
+// costs nothing. It bounds what a paused connection holds to about
+// softPauseLimit plus one read (64 KiB).
+const softPauseLimit = 64 << 10
+
+// PauseRead stops delivering the connection's bytes until ResumeRead, and
+// stops reading the socket once the peer sent about 64 KiB more. Bytes
+// already read are kept and delivered first after resuming.
 func (c *Conn) PauseRead() {
 	switch c.state {
 	case stateOpen:
-		c.state = statePaused
-		if c.gc != nil {
-			c.detachGnet()
-		}
+		c.state = statePaused // soft: see softPauseLimit
 	case stateResuming:
 		if c.enrolling {
 			c.wantPause = true
@@ -178,6 +186,7 @@ func (c *Conn) PauseRead() {
 
 func (c *Conn) detachGnet() {
 	c.detaching = true
+	c.r.detaches++
 	if c.r.cur == c {
 		c.detachReq = true
 		return
@@ -191,8 +200,8 @@ func (c *Conn) ResumeRead() {
 	switch {
 	case c.state == stateResuming && c.wantPause:
 		c.wantPause = false
-	case c.state == statePaused && c.gc != nil && c.detachReq:
-		// Paused and resumed within one gnet callback: never detached.
+	case c.state == statePaused && c.gc != nil:
+		// Paused softly (or detach requested, not done): never detached.
 		c.state = stateOpen
 		c.detaching, c.detachReq = false, false
 		if len(c.in) > 0 {

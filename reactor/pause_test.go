@@ -147,7 +147,7 @@ func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
 // keeping part of it unconsumed, and resumes from a closure: every byte
 // still arrives exactly once and in order.
 func TestPauseResumeCyclesLoseNothing(t *testing.T) {
-	const total = 4 << 20
+	const total = 8 << 20
 	var received int64 // loop-owned
 	var cycles int
 	done := make(chan struct{})
@@ -164,9 +164,12 @@ func TestPauseResumeCyclesLoseNothing(t *testing.T) {
 			}
 			c.PauseRead()
 			cycles++
-			if cycles%2 == 0 {
+			switch {
+			case cycles%10 == 9: // long enough for the writer to force a detach
+				c.Reactor().AfterFunc(20*time.Millisecond, c.ResumeRead)
+			case cycles%2 == 0: // short pauses stay soft
 				_ = c.Reactor().Submit(c.ResumeRead)
-			} else {
+			default:
 				c.Reactor().AfterFunc(time.Millisecond, c.ResumeRead)
 			}
 			return n
@@ -192,7 +195,12 @@ func TestPauseResumeCyclesLoseNothing(t *testing.T) {
 		onLoop(t, r, func() { got = received })
 		t.Fatalf("stalled at %d of %d bytes", got, total)
 	}
-	onLoop(t, r, func() { t.Logf("%d pause/resume cycles", cycles) })
+	onLoop(t, r, func() {
+		t.Logf("%d pause/resume cycles, %d detached the socket", cycles, r.detaches)
+		if r.detaches == 0 {
+			t.Error("no pause detached the socket: the re-enroll path went untested")
+		}
+	})
 }
 
 // TestBufferedWritesDrainInOrder writes far more than the kernel takes to a

@@ -149,6 +149,7 @@ type Reactor struct {
 	wakeT    *time.Timer
 	wakeAt   int64 // monotonic ns of the armed wake timer, 0 when none
 	closing  bool
+	detaches int // read pauses that detached a socket (tests)
 	base     time.Time
 	drainRun gnet.Runnable
 
