@@ -24,6 +24,7 @@ const (
 	ReceiveInline
 )
 
+// String names the mode.
 func (m ReceiveMode) String() string {
 	switch m {
 	case ReceiveWorkers:

@@ -7,7 +7,8 @@ import (
 )
 
 // BenchmarkPass measures one pass: a message to an echo node and its echo
-// back, over loopback, in one process. pooled keeps 16 sends in flight.
+// back, over loopback, in one process, with inline handlers (the echo node
+// is the zero-copy inline echo). inflight sends are kept in flight.
 func BenchmarkPass(b *testing.B) {
 	for _, async := range []bool{false, true} {
 		for _, inflight := range []int{1, 16} {
@@ -16,14 +17,15 @@ func BenchmarkPass(b *testing.B) {
 				mode = "async"
 			}
 			b.Run(fmt.Sprintf("%s/inflight=%d", mode, inflight), func(b *testing.B) {
-				var en *Node
-				cfg := testConfig(async, HandlerFunc(func(m *Message) { _ = en.Send(context.Background(), m) }))
-				en = startNode(b, cfg)
+				ecfg, en := inlineEcho(async)
+				*en = startNode(b, ecfg)
 				echoes := make(chan struct{}, 1024)
-				tx := startNode(b, testConfig(async, HandlerFunc(func(*Message) { echoes <- struct{}{} })))
+				tcfg := testConfig(async, HandlerFunc(func(*Message) { echoes <- struct{}{} }))
+				tcfg.Receive = ReceiveInline
+				tx := startNode(b, tcfg)
 				msgs := make([]*Message, inflight)
 				for i := range msgs {
-					msgs[i], _ = NewMessage(addr(en), []byte("hello"))
+					msgs[i], _ = NewMessage(addr(*en), []byte("hello"))
 				}
 				sent := make(chan *Message, inflight)
 				done := func(m *Message, err error) {

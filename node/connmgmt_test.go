@@ -125,6 +125,9 @@ func TestDeadPeerCostsOneMessagePerAttempt(t *testing.T) {
 		}
 		last = now
 	}
+	if st := n.Stats(); st.CannotConnect != 4 || st.SendErrors != 4 {
+		t.Fatalf("stats count %d cannot-connect of %d errors, want 4 of 4", st.CannotConnect, st.SendErrors)
+	}
 }
 
 func TestSimultaneousSendsBothWaysAllSucceed(t *testing.T) {

@@ -267,8 +267,11 @@ type Stats struct {
 	MessagesIn, MessagesOut uint64
 	BytesIn, BytesOut       uint64 // header+data bytes of user messages
 	AcksIn, AcksOut         uint64
-	SendErrors              uint64 // sends that finished with an error
-	Timeouts                uint64
+	SendErrors              uint64 // sends that finished with an error, of which:
+	Timeouts                uint64 // ErrTimeout
+	CannotConnect           uint64 // ErrCannotConnect
+	TLSErrors               uint64 // ErrTLS
+	Shutdowns               uint64 // ErrShutdown
 	ProtocolErrors          uint64 // connections closed for a protocol violation
 	Connections             int    // open connections
 	Remotes                 int
@@ -280,6 +283,7 @@ type Stats struct {
 type counters struct {
 	msgIn, msgOut, bytesIn, bytesOut, acksIn, acksOut atomic.Uint64
 	sendErr, timeouts, protoErr, pauses               atomic.Uint64
+	cannotConnect, tlsErr, shutdowns                  atomic.Uint64
 	slotsInUse, paused, remotes                       atomic.Int64
 }
 
@@ -291,6 +295,7 @@ func (n *Node) Stats() Stats {
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
 		AcksIn: c.acksIn.Load(), AcksOut: c.acksOut.Load(),
 		SendErrors: c.sendErr.Load(), Timeouts: c.timeouts.Load(),
+		CannotConnect: c.cannotConnect.Load(), TLSErrors: c.tlsErr.Load(), Shutdowns: c.shutdowns.Load(),
 		ProtocolErrors: c.protoErr.Load(), Pauses: c.pauses.Load(),
 		SlotsInUse: int(c.slotsInUse.Load()), PausedConnections: int(c.paused.Load()),
 		Remotes: int(c.remotes.Load()),

@@ -80,11 +80,13 @@ func startChild(t *testing.T, mode string) (*exec.Cmd, int) {
 }
 
 func TestTwoProcessesExchangeBothModes(t *testing.T) {
-	for _, mode := range []string{"sync", "async"} {
-		t.Run(mode, func(t *testing.T) {
-			_, port := startChild(t, mode)
+	for _, mode := range []struct{ child, parent string }{
+		{"sync", "sync"}, {"async", "async"}, {"sync", "async"}, {"async", "sync"},
+	} {
+		t.Run(mode.parent+"-to-"+mode.child, func(t *testing.T) {
+			_, port := startChild(t, mode.child)
 			got := make(chan string, 10)
-			n := startNode(t, testConfig(mode == "async", HandlerFunc(func(m *Message) { got <- string(m.Data) })))
+			n := startNode(t, testConfig(mode.parent == "async", HandlerFunc(func(m *Message) { got <- string(m.Data) })))
 			for i := 0; i < 5; i++ {
 				m, _ := NewMessage(fmt.Sprintf("127.0.0.1:%d", port), []byte("ping "+strconv.Itoa(i)))
 				if err := n.Send(ctxT(t), m); err != nil {

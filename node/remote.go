@@ -240,8 +240,15 @@ func (n *Node) finish(m *Message, err error) {
 	m.remote = nil
 	if err != nil {
 		n.stats.sendErr.Add(1)
-		if errors.Is(err, ErrTimeout) {
+		switch {
+		case errors.Is(err, ErrTimeout):
 			n.stats.timeouts.Add(1)
+		case errors.Is(err, ErrCannotConnect):
+			n.stats.cannotConnect.Add(1)
+		case errors.Is(err, ErrTLS):
+			n.stats.tlsErr.Add(1)
+		case errors.Is(err, ErrShutdown):
+			n.stats.shutdowns.Add(1)
 		}
 		err = fmt.Errorf("send to %s: %w", m.Addr, err)
 	}
