@@ -206,7 +206,9 @@ func (n *Node) Send(ctx context.Context, m *Message) error {
 // Close shuts the node down. It stops accepting sends, lets messages in
 // flight finish until ctx ends, then fails the rest with ErrShutdown,
 // closes every connection and waits for the node's goroutines. Messages
-// held by the application need no release afterwards.
+// held by the application need no release afterwards. Close must not be
+// called from the loop (inline handlers, completion callbacks): it waits
+// for the loop.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return ErrShutdown
