@@ -23,9 +23,31 @@ const (
 type Scenario struct {
 	Name     string `json:"name"`
 	Kind     string `json:"kind"`
-	Async    bool   `json:"async"`     // both nodes asynchronous (chirp)
-	InFlight int    `json:"in_flight"` // messages in flight: 1 single, more pooled
-	Size     int    `json:"size"`      // payload bytes
+	Async    bool   `json:"async"`         // both nodes asynchronous (chirp)
+	TLS      bool   `json:"tls,omitempty"` // both nodes encrypt, loopback too (chirp)
+	InFlight int    `json:"in_flight"`     // messages in flight: 1 single, more pooled
+	Size     int    `json:"size"`          // payload bytes
+}
+
+// Peer is the echo peer the scenario needs (chirp scenarios).
+func (s Scenario) Peer() PeerSpec { return PeerSpec{Async: s.Async, TLS: s.TLS} }
+
+// PeerSpec says which echo peer a chirp scenario needs.
+type PeerSpec struct {
+	Async bool // asynchronous mode
+	TLS   bool // TLS, loopback included (node.Config.AlwaysEncrypt)
+}
+
+// String is "sync", "async", "tls sync" or "tls async".
+func (p PeerSpec) String() string {
+	mode := "sync"
+	if p.Async {
+		mode = "async"
+	}
+	if p.TLS {
+		return "tls " + mode
+	}
+	return mode
 }
 
 // Mode is "sync" or "async" for chirp scenarios, "" for baselines.
@@ -51,6 +73,10 @@ type Result struct {
 	// VsTCP is Median divided by the raw-TCP baseline's median (0 when
 	// there is none).
 	VsTCP float64 `json:"vs_tcp,omitempty"`
+	// VsPlain, for a TLS scenario, is Median divided by the median of the
+	// same scenario in plaintext (0 when that was not measured): what TLS
+	// leaves of the throughput.
+	VsPlain float64 `json:"vs_plain,omitempty"`
 	// CRef is libchirp's own figure for the scenario, C to C, from
 	// PROTOCOL.md §9 (another machine and day: an orientation, not a
 	// comparison on equal terms); 0 when there is none.
@@ -75,7 +101,11 @@ type Report struct {
 	Runs      int           `json:"runs"`
 	RunTime   time.Duration `json:"run_time_ns"`
 	Warmup    time.Duration `json:"warmup_ns"`
-	// Peers says what each echo peer was ("sync", "async", "tcp").
+	// Style is how the local node (and the echo peers the harness
+	// started) handled received messages.
+	Style Style `json:"style"`
+	// Peers says what each echo peer was ("sync", "async", "tls sync",
+	// "tls async", "tcp").
 	Peers   map[string]string `json:"peers"`
 	Results []Result          `json:"results"`
 }
@@ -111,15 +141,35 @@ type Options struct {
 	// Timeout of the local node's sends (0: node.DefaultTimeout). A run
 	// fails when no pass ended for twice as long.
 	Timeout time.Duration
-	// EchoPeer returns the chirp echo peer for a mode (async or not), started
-	// or given. It is called once per mode; Run closes what it returns.
-	// ErrNoPeer skips the mode. Nil skips all chirp scenarios.
-	EchoPeer func(ctx context.Context, async bool) (*Peer, error)
+	// Style is how the local node handles received messages (see Style;
+	// "" is StyleInline). EchoPeer should start echo nodes of the same
+	// style, so both ends compare with libchirp's alike.
+	Style Style
+	// TLS adds scenarios over TLS, both nodes encrypting loopback too (as
+	// libchirp's always-encrypt), each compared with the same scenario in
+	// plaintext: tls sync single 5B and tls async pooled16 5B, 1KiB and
+	// 64KiB (Quick: tls async pooled16 1KiB), of the modes in Modes; when
+	// Sizes or InFlight are set, the whole grid over TLS instead.
+	TLS bool
+	// OnlyTLS runs the whole grid (Modes, InFlight, Sizes) over TLS and
+	// nothing in plaintext: for a given peer that speaks TLS only.
+	OnlyTLS bool
+	// TLSChain is the local node's credentials for the TLS scenarios
+	// (node.Config.CertChainPEM); required with TLS or OnlyTLS.
+	TLSChain string
+	// EchoPeer returns the chirp echo peer for a mode and transport,
+	// started or given. It is called once per PeerSpec; Run closes what it
+	// returns. ErrNoPeer skips the scenarios of that peer. Nil skips all
+	// chirp scenarios.
+	EchoPeer func(ctx context.Context, spec PeerSpec) (*Peer, error)
 	// TCPPeer returns the raw TCP echo peer of the baseline. Nil skips the
 	// baseline.
 	TCPPeer func(ctx context.Context) (*Peer, error)
 	// Progress receives a line per scenario while Run works (nil: none).
 	Progress io.Writer
+
+	defaulted  bool // withDefaults ran
+	customGrid bool // Sizes or InFlight were given
 }
 
 // Presets.
@@ -129,18 +179,32 @@ var (
 	defaultModes    = []string{"sync", "async"}
 	quickSizes      = []int{5, 1 << 10}
 	quickInFlight   = []int{1, 16}
+	defaultTLS      = []Scenario{
+		{Kind: KindChirp, TLS: true, InFlight: 1, Size: 5},
+		{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 5},
+		{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 1 << 10},
+		{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 64 << 10},
+	}
+	quickTLS = []Scenario{{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 1 << 10}}
 )
 
 // cRef are libchirp's C-to-C figures from PROTOCOL.md §9 (2 vCPU, loopback,
-// 5-byte data), keyed by mode and messages in flight.
+// 5-byte data), keyed by peer and messages in flight.
 var cRef = map[string]float64{
-	"sync/1":   25.5e3,
-	"async/1":  168e3,
-	"async/16": 273e3,
-	"async/64": 185e3,
+	"sync/1":       25.5e3,
+	"async/1":      168e3,
+	"async/16":     273e3,
+	"async/64":     185e3,
+	"tls sync/1":   22e3,
+	"tls async/16": 59e3,
 }
 
 func (o Options) withDefaults() Options {
+	if o.defaulted {
+		return o
+	}
+	o.defaulted = true
+	o.customGrid = o.Sizes != nil || o.InFlight != nil
 	if o.Sizes == nil {
 		o.Sizes = defaultSizes
 		if o.Quick {
@@ -155,6 +219,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Modes == nil {
 		o.Modes = defaultModes
+	}
+	if o.Style == "" {
+		o.Style = StyleInline
 	}
 	if o.Runs <= 0 {
 		o.Runs = 5
@@ -190,14 +257,46 @@ func (o Options) Scenarios() []Scenario {
 		{Name: "chan round trip", Kind: KindChan, InFlight: 1},
 		{Name: "tcp single 5B", Kind: KindTCP, InFlight: 1, Size: 5},
 	}
+	var grid []Scenario
 	for _, mode := range o.Modes {
 		for _, inflight := range o.InFlight {
 			for _, size := range o.Sizes {
-				s := Scenario{Kind: KindChirp, Async: mode == "async", InFlight: inflight, Size: size}
-				s.Name = fmt.Sprintf("%s %s %s", mode, inflightName(inflight), SizeName(size))
-				list = append(list, s)
+				grid = append(grid, Scenario{Kind: KindChirp, Async: mode == "async", InFlight: inflight, Size: size})
 			}
 		}
+	}
+	var chirp []Scenario
+	switch {
+	case o.OnlyTLS:
+		for _, s := range grid {
+			s.TLS = true
+			chirp = append(chirp, s)
+		}
+	case o.TLS && o.customGrid:
+		chirp = grid
+		for _, s := range grid {
+			s.TLS = true
+			chirp = append(chirp, s)
+		}
+	case o.TLS:
+		tls := defaultTLS
+		if o.Quick {
+			tls = quickTLS
+		}
+		chirp = grid
+		for _, mode := range o.Modes {
+			for _, s := range tls {
+				if s.Mode() == mode {
+					chirp = append(chirp, s)
+				}
+			}
+		}
+	default:
+		chirp = grid
+	}
+	for _, s := range chirp {
+		s.Name = fmt.Sprintf("%s %s %s", s.Peer(), inflightName(s.InFlight), SizeName(s.Size))
+		list = append(list, s)
 	}
 	return list
 }
@@ -244,29 +343,50 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			return nil, fmt.Errorf("%w: payload size %d", node.ErrValue, n)
 		}
 	}
+	if _, err := o.Style.check(); err != nil {
+		return nil, err
+	}
+	if (o.TLS || o.OnlyTLS) && o.TLSChain == "" {
+		return nil, fmt.Errorf("%w: TLS scenarios need the local node's credentials (Options.TLSChain)", node.ErrValue)
+	}
 	rep := &Report{
 		Started: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		CPUs: runtime.NumCPU(), Quick: o.Quick, Runs: o.Runs, RunTime: o.RunTime, Warmup: o.Warmup,
-		Peers: map[string]string{},
+		Style: o.Style, Peers: map[string]string{},
 	}
 	b := &bench{ctx: ctx, o: o, rep: rep, total: len(o.Scenarios())}
 	fmt.Fprintf(o.Progress, "chirp bench: %d scenarios, each %d runs of %v after a %v warm-up\n",
 		b.total, o.Runs, o.RunTime, o.Warmup)
 	err := b.run(ctx)
 	rep.Elapsed = time.Since(rep.Started)
+	type key struct {
+		async          bool
+		inflight, size int
+	}
 	var tcp float64
+	plain := map[key]float64{}
 	for _, r := range rep.Results {
-		if r.Kind == KindTCP && r.OK() {
+		switch {
+		case !r.OK():
+		case r.Kind == KindTCP:
 			tcp = r.Median
+		case r.Kind == KindChirp && !r.TLS:
+			plain[key{r.Async, r.InFlight, r.Size}] = r.Median
 		}
 	}
 	for i := range rep.Results {
 		r := &rep.Results[i]
-		if r.Kind != KindChan && r.OK() && tcp > 0 {
+		if !r.OK() {
+			continue
+		}
+		if r.Kind != KindChan && tcp > 0 {
 			r.VsTCP = r.Median / tcp
 		}
+		if p := plain[key{r.Async, r.InFlight, r.Size}]; r.Kind == KindChirp && r.TLS && p > 0 {
+			r.VsPlain = r.Median / p
+		}
 		if r.Kind == KindChirp && r.Size == 5 {
-			r.CRef = cRef[fmt.Sprintf("%s/%d", r.Mode(), r.InFlight)]
+			r.CRef = cRef[fmt.Sprintf("%s/%d", r.Peer(), r.InFlight)]
 		}
 	}
 	return rep, err
@@ -300,17 +420,22 @@ func (b *bench) run(ctx context.Context) error {
 		return err
 	}
 
+	// One echo peer per mode and transport, in the order of the list.
 	chirp := all[2:]
-	for _, mode := range b.o.Modes {
-		var these []Scenario
+	for len(chirp) > 0 {
+		spec := chirp[0].Peer()
+		var these, rest []Scenario
 		for _, s := range chirp {
-			if s.Mode() == mode {
+			if s.Peer() == spec {
 				these = append(these, s)
+			} else {
+				rest = append(rest, s)
 			}
 		}
-		if err := b.measureMode(ctx, mode == "async", these, stall); err != nil {
+		if err := b.measurePeer(ctx, spec, these, stall); err != nil {
 			return err
 		}
+		chirp = rest
 	}
 	return nil
 }
@@ -337,13 +462,14 @@ func (b *bench) measureTCP(ctx context.Context, s Scenario, stall time.Duration)
 	b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) { return pp.run(ctx, d, 0) })
 }
 
-// measureMode measures the chirp scenarios of one mode: one echo peer and
-// one local node of that mode, the node restarted after a failure.
-func (b *bench) measureMode(ctx context.Context, async bool, list []Scenario, stall time.Duration) error {
+// measurePeer measures the chirp scenarios of one echo peer (mode and
+// transport): one echo peer and one local node of that kind, the node
+// restarted after a failure.
+func (b *bench) measurePeer(ctx context.Context, spec PeerSpec, list []Scenario, stall time.Duration) error {
 	if len(list) == 0 {
 		return nil
 	}
-	mode := list[0].Mode()
+	mode := spec.String()
 	if b.o.EchoPeer == nil {
 		for _, s := range list {
 			b.skip(s, "no echo peer")
@@ -351,7 +477,7 @@ func (b *bench) measureMode(ctx context.Context, async bool, list []Scenario, st
 		return nil
 	}
 	fmt.Fprintf(b.o.Progress, "starting the %s echo peer\n", mode)
-	peer, err := b.o.EchoPeer(ctx, async)
+	peer, err := b.o.EchoPeer(ctx, spec)
 	if err != nil {
 		for _, s := range list {
 			if errors.Is(err, ErrNoPeer) {
@@ -377,7 +503,11 @@ func (b *bench) measureMode(ctx context.Context, async bool, list []Scenario, st
 	defer closeClient()
 	for _, s := range list {
 		if client == nil {
-			client, err = NewClient(localConfig(async, b.o.Timeout))
+			cfg := localConfig(spec.Async, b.o.Timeout)
+			if spec.TLS {
+				cfg = withTLS(cfg, b.o.TLSChain)
+			}
+			client, err = NewClient(cfg, b.o.Style)
 			if err != nil {
 				b.fail(s, fmt.Errorf("starting the local node: %w", err))
 				continue
@@ -411,10 +541,20 @@ func localConfig(async bool, timeout time.Duration) node.Config {
 	}
 }
 
+// withTLS turns encryption on in cfg with the credentials in chain, for
+// loopback peers too (as libchirp's always-encrypt): a TLS scenario never
+// runs in plaintext unnoticed, a peer that does not encrypt fails it.
+func withTLS(cfg node.Config, chain string) node.Config {
+	cfg.DisableEncryption = false
+	cfg.AlwaysEncrypt = true
+	cfg.CertChainPEM = chain
+	return cfg
+}
+
 // measure runs the warm-up and the timed runs of s and records the result.
 func (b *bench) measure(ctx context.Context, s Scenario, run runner) Result {
 	b.done++
-	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s warm-up", b.done, b.total, s.Name)
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-24s warm-up", b.done, b.total, s.Name)
 	res := Result{Scenario: s}
 	if _, err := run(ctx, b.o.Warmup); err != nil {
 		return b.record(res, fmt.Errorf("warm-up: %w", err))
@@ -459,13 +599,13 @@ func (b *bench) fail(s Scenario, err error) {
 		return
 	}
 	b.done++
-	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s FAILED: %v\n", b.done, b.total, s.Name, err)
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-24s FAILED: %v\n", b.done, b.total, s.Name, err)
 	b.rep.Results = append(b.rep.Results, Result{Scenario: s, Error: err.Error()})
 }
 
 func (b *bench) skip(s Scenario, why string) {
 	b.done++
-	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-22s skipped: %s\n", b.done, b.total, s.Name, why)
+	fmt.Fprintf(b.o.Progress, "[%2d/%d] %-24s skipped: %s\n", b.done, b.total, s.Name, why)
 	b.rep.Results = append(b.rep.Results, Result{Scenario: s, Skipped: why})
 }
 

@@ -7,11 +7,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gochirp/chirp/node"
+	"github.com/gochirp/chirp/tlsconn/pki"
 )
 
 // testCtx bounds a test.
@@ -28,7 +31,13 @@ func echoConfig(async bool) node.Config {
 }
 
 func inProcessPeers(o *Options) {
-	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) { return InProcessEcho(echoConfig(async)) }
+	o.EchoPeer = func(_ context.Context, spec PeerSpec) (*Peer, error) {
+		cfg := echoConfig(spec.Async)
+		if spec.TLS {
+			cfg = withTLS(cfg, o.TLSChain)
+		}
+		return InProcessEcho(cfg, o.Style)
+	}
 	o.TCPPeer = func(context.Context) (*Peer, error) { return InProcessTCPEcho() }
 }
 
@@ -62,6 +71,42 @@ func TestRunMeasuresEveryScenarioAgainstAnInProcessEcho(t *testing.T) {
 	}
 	if !strings.Contains(progress.String(), "[10/10] async pooled4 1KiB") {
 		t.Errorf("progress lacks the last scenario:\n%s", progress.String())
+	}
+}
+
+func TestTLSScenarios(t *testing.T) {
+	names := func(o Options) (tls []string) {
+		for _, s := range o.Scenarios() {
+			if s.TLS {
+				tls = append(tls, s.Name)
+			}
+		}
+		return tls
+	}
+	for _, c := range []struct {
+		o    Options
+		want []string
+	}{
+		{Options{}, nil},
+		{Options{TLS: true}, []string{"tls sync single 5B", "tls async pooled16 5B", "tls async pooled16 1KiB", "tls async pooled16 64KiB"}},
+		{Options{TLS: true, Quick: true}, []string{"tls async pooled16 1KiB"}},
+		{Options{TLS: true, Modes: []string{"sync"}}, []string{"tls sync single 5B"}},
+		{Options{TLS: true, Quick: true, Modes: []string{"sync"}}, nil},
+		{Options{TLS: true, Sizes: []int{5}, InFlight: []int{1, 4}, Modes: []string{"async"}}, []string{"tls async single 5B", "tls async pooled4 5B"}},
+		{Options{OnlyTLS: true, Sizes: []int{5}, InFlight: []int{2}}, []string{"tls sync pooled2 5B", "tls async pooled2 5B"}},
+	} {
+		if got := names(c.o); !slices.Equal(got, c.want) {
+			t.Errorf("%+v: TLS scenarios %q, want %q", c.o, got, c.want)
+		}
+	}
+	only := Options{OnlyTLS: true}.Scenarios()
+	for _, s := range only[2:] {
+		if !s.TLS {
+			t.Errorf("OnlyTLS lists %q", s.Name)
+		}
+	}
+	if len(only) != len(Options{}.Scenarios()) {
+		t.Errorf("OnlyTLS: %d scenarios, want the grid", len(only))
 	}
 }
 
@@ -113,8 +158,8 @@ func TestRunReportsFailuresInsteadOfNumbers(t *testing.T) {
 	o := Options{Sizes: []int{5}, InFlight: []int{1}, Runs: 1, RunTime: 20 * time.Millisecond,
 		Warmup: 10 * time.Millisecond, Timeout: 200 * time.Millisecond}
 	o.TCPPeer = func(context.Context) (*Peer, error) { return ExternalPeer(dead, "nobody"), nil }
-	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) {
-		if async {
+	o.EchoPeer = func(_ context.Context, spec PeerSpec) (*Peer, error) {
+		if spec.Async {
 			return ExternalPeer(fmt.Sprintf("127.0.0.1:%d", sink.Port()), "a sink"), nil
 		}
 		return ExternalPeer(dead, "nobody"), nil
@@ -150,11 +195,11 @@ func TestRunReportsFailuresInsteadOfNumbers(t *testing.T) {
 
 func TestRunSkipsAModeWithoutPeer(t *testing.T) {
 	o := Options{Sizes: []int{5}, InFlight: []int{1}, Runs: 1, RunTime: 20 * time.Millisecond, Warmup: 10 * time.Millisecond}
-	o.EchoPeer = func(_ context.Context, async bool) (*Peer, error) {
-		if async {
+	o.EchoPeer = func(_ context.Context, spec PeerSpec) (*Peer, error) {
+		if spec.Async {
 			return nil, fmt.Errorf("%w: the target is sync", ErrNoPeer)
 		}
-		return InProcessEcho(echoConfig(false))
+		return InProcessEcho(echoConfig(false), "")
 	}
 	rep, err := Run(testCtx(t, 30*time.Second), o)
 	if err != nil {
@@ -203,39 +248,188 @@ func TestRunStopsWhenContextEnds(t *testing.T) {
 }
 
 func TestClientRunCountsPassesAndFailures(t *testing.T) {
-	for _, async := range []bool{false, true} {
-		t.Run(fmt.Sprint("async=", async), func(t *testing.T) {
-			peer, err := InProcessEcho(echoConfig(async))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer peer.Close()
-			c, err := NewClient(echoConfig(async))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close(context.Background())
-			ctx := testCtx(t, 20*time.Second)
-			out, err := c.Run(ctx, Load{Addr: peer.Addr, InFlight: 8, Header: []byte("h"), Data: []byte("hello"), Count: 100, WaitEcho: true, StopOnError: true})
-			if err != nil || out.Passes != 100 || out.Failed != 0 || out.Rate() <= 0 {
-				t.Fatalf("Run = %+v, %v; want 100 passes", out, err)
-			}
-			// Without waiting for echoes, the echoes arrive as strays.
-			out, err = c.Run(ctx, Load{Addr: peer.Addr, Data: []byte("x"), Count: 10})
-			if err != nil || out.Passes != 10 {
-				t.Fatalf("Run without echo = %+v, %v", out, err)
-			}
-			// Every send fails against a closed port; the run goes on.
-			out, err = c.Run(ctx, Load{Addr: closedPort(t), InFlight: 2, Data: []byte("x"), Count: 3, Stall: 5 * time.Second})
-			if err != nil || out.Failed != 3 || out.Passes != 0 || !errors.Is(out.FirstErr, node.ErrCannotConnect) {
-				t.Fatalf("Run to a closed port = %+v, %v; want 3 failures", out, err)
-			}
-		})
+	for _, style := range []Style{StyleInline, StyleWorkers} {
+		for _, async := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/async=%v", style, async), func(t *testing.T) {
+				peer, err := InProcessEcho(echoConfig(async), style)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer peer.Close()
+				c, err := NewClient(echoConfig(async), style)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close(context.Background())
+				if c.Style() != style {
+					t.Errorf("client style %q, want %q", c.Style(), style)
+				}
+				ctx := testCtx(t, 20*time.Second)
+				out, err := c.Run(ctx, Load{Addr: peer.Addr, InFlight: 8, Header: []byte("h"), Data: []byte("hello"), Count: 100, WaitEcho: true, StopOnError: true})
+				if err != nil || out.Passes != 100 || out.Failed != 0 || out.Rate() <= 0 {
+					t.Fatalf("Run = %+v, %v; want 100 passes", out, err)
+				}
+				// Without waiting for echoes, the echoes arrive as strays.
+				out, err = c.Run(ctx, Load{Addr: peer.Addr, Data: []byte("x"), Count: 10})
+				if err != nil || out.Passes != 10 {
+					t.Fatalf("Run without echo = %+v, %v", out, err)
+				}
+				// Every send fails against a closed port; the run goes on.
+				out, err = c.Run(ctx, Load{Addr: closedPort(t), InFlight: 2, Data: []byte("x"), Count: 3, Stall: 5 * time.Second})
+				if err != nil || out.Failed != 3 || out.Passes != 0 || !errors.Is(out.FirstErr, node.ErrCannotConnect) {
+					t.Fatalf("Run to a closed port = %+v, %v; want 3 failures", out, err)
+				}
+			})
+		}
 	}
 }
 
+// TestClientRunReportsBadEchoes: a peer that answers with other data fails
+// the pass (inline: the failure is found on the loop and still counted).
+func TestClientRunReportsBadEchoes(t *testing.T) {
+	for _, style := range []Style{StyleInline, StyleWorkers} {
+		cfg := echoConfig(true)
+		cfg.Receive = node.ReceiveQueue
+		liar, err := node.Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for {
+				m, err := liar.Recv(context.Background())
+				if err != nil {
+					return
+				}
+				m.Data = []byte("not what you sent")
+				_ = liar.Send(context.Background(), m)
+			}
+		}()
+		c, err := NewClient(echoConfig(true), style)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.Run(testCtx(t, 20*time.Second), Load{Addr: fmt.Sprintf("127.0.0.1:%d", liar.Port()), InFlight: 4,
+			Data: []byte("hello"), Count: 20, WaitEcho: true})
+		if err != nil || out.Failed != 20 || out.Passes != 0 || !errors.Is(out.FirstErr, ErrBadEcho) {
+			t.Errorf("%s: Run against a liar = %+v, %v; want 20 failures with ErrBadEcho", style, out, err)
+		}
+		c.Close(context.Background())
+		liar.Close(context.Background())
+	}
+}
+
+func TestStylesAreChecked(t *testing.T) {
+	if _, err := NewClient(echoConfig(true), "fast"); !errors.Is(err, node.ErrValue) {
+		t.Errorf("NewClient with style fast: %v", err)
+	}
+	if _, err := StartEcho(echoConfig(true), "fast", nil); !errors.Is(err, node.ErrValue) {
+		t.Errorf("StartEcho with style fast: %v", err)
+	}
+	if _, err := Run(context.Background(), Options{Style: "fast"}); !errors.Is(err, node.ErrValue) {
+		t.Errorf("Run with style fast: %v", err)
+	}
+	if _, err := Run(context.Background(), Options{TLS: true}); !errors.Is(err, node.ErrValue) {
+		t.Errorf("Run with TLS and no credentials: %v", err)
+	}
+}
+
+// tlsChains writes a CA and two node credential files (libchirp's combined
+// PEM) to a temporary directory.
+func tlsChains(t *testing.T) (a, b string) {
+	t.Helper()
+	ca, err := pki.NewCA("perf test CA", pki.Spec{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var files [2]string
+	for i := range files {
+		id, err := ca.Issue(fmt.Sprintf("perf test node %d", i+1), pki.Spec{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pem, err := ca.ChainPEM(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[i] = filepath.Join(dir, fmt.Sprintf("node%d.pem", i+1))
+		if err := os.WriteFile(files[i], pem, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files[0], files[1]
+}
+
+// TestRunMeasuresTLSScenarios runs plaintext and TLS scenarios of both
+// styles and checks that every TLS row is compared with its plaintext one.
+func TestRunMeasuresTLSScenarios(t *testing.T) {
+	echoChain, localChain := tlsChains(t)
+	for _, style := range []Style{StyleInline, StyleWorkers} {
+		var progress strings.Builder
+		o := Options{Quick: true, Runs: 1, RunTime: 30 * time.Millisecond,
+			Warmup: 10 * time.Millisecond, Timeout: time.Second, Progress: &progress, Style: style, TLS: true, TLSChain: localChain}
+		var specs []PeerSpec
+		o.EchoPeer = func(_ context.Context, spec PeerSpec) (*Peer, error) {
+			specs = append(specs, spec)
+			cfg := echoConfig(spec.Async)
+			if spec.TLS {
+				cfg = withTLS(cfg, echoChain)
+			}
+			return InProcessEcho(cfg, style)
+		}
+		rep, err := Run(testCtx(t, 60*time.Second), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Failed() != 0 || rep.Style != style {
+			t.Fatalf("%s: %d failures, style %q:\n%s", style, rep.Failed(), rep.Style, progress.String())
+		}
+		var tls []Result
+		for _, r := range rep.Results {
+			if r.TLS {
+				tls = append(tls, r)
+			}
+		}
+		if len(tls) != 1 || tls[0].Name != "tls async pooled16 1KiB" || tls[0].VsPlain <= 0 || !tls[0].OK() {
+			t.Errorf("%s: TLS results %+v", style, tls)
+		}
+		if want := []PeerSpec{{}, {Async: true}, {Async: true, TLS: true}}; !slices.Equal(specs, want) {
+			t.Errorf("%s: peers asked for %v, want %v", style, specs, want)
+		}
+		if rep.Peers["tls async"] == "" {
+			t.Errorf("%s: peers %v", style, rep.Peers)
+		}
+		var table strings.Builder
+		if err := WriteTable(&table, rep); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(table.String(), "vs plain") || !strings.Contains(table.String(), string(style)) {
+			t.Errorf("%s: table:\n%s", style, table.String())
+		}
+	}
+}
+
+// TestTLSScenarioFailsAgainstAPlaintextPeer: a TLS scenario never measures
+// plaintext unnoticed.
+func TestTLSScenarioFailsAgainstAPlaintextPeer(t *testing.T) {
+	_, localChain := tlsChains(t)
+	o := Options{Modes: []string{"async"}, Sizes: []int{5}, InFlight: []int{1}, Runs: 1, RunTime: 20 * time.Millisecond,
+		Warmup: 10 * time.Millisecond, Timeout: 300 * time.Millisecond, OnlyTLS: true, TLSChain: localChain}
+	o.EchoPeer = func(_ context.Context, spec PeerSpec) (*Peer, error) {
+		return InProcessEcho(echoConfig(spec.Async), "") // plaintext
+	}
+	rep, err := Run(testCtx(t, 30*time.Second), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Results) != 3 || rep.Results[2].Name != "tls async single 5B" || rep.Results[2].Error == "" {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	t.Logf("TLS scenario against a plaintext peer: %s", rep.Results[2].Error)
+}
+
 func TestClientRunRejectsBadLoads(t *testing.T) {
-	c, err := NewClient(echoConfig(true))
+	c, err := NewClient(echoConfig(true), "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,12 +22,12 @@ func BenchmarkPass(b *testing.B) {
 }
 
 func benchPass(b *testing.B, async bool, inflight, size int) {
-	peer, err := InProcessEcho(localConfig(async, 5*time.Second))
+	peer, err := InProcessEcho(localConfig(async, 5*time.Second), "")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer peer.Close()
-	c, err := NewClient(localConfig(async, 5*time.Second))
+	c, err := NewClient(localConfig(async, 5*time.Second), "")
 	if err != nil {
 		b.Fatal(err)
 	}

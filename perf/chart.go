@@ -29,6 +29,7 @@ const (
 var chartColors = map[string]string{
 	"sync":  "#4477aa",
 	"async": "#ee6677",
+	"tls":   "#aa3377",
 	"tcp":   "#228833",
 	"chan":  "#bbbbbb",
 }
@@ -76,8 +77,15 @@ func WriteSVG(w io.Writer, rep *Report, log bool) error {
 		rep.GoVersion, rep.OS, rep.Arch, rep.CPUs, rep.Started.Format("2006-01-02 15:04"), rep.Runs, rep.RunTime))
 	// Legend.
 	x := 12
-	for _, k := range []string{"sync", "async", "tcp", "chan"} {
-		name := map[string]string{"sync": "chirp synchronous", "async": "chirp asynchronous",
+	legend := []string{"sync", "async", "tcp", "chan"}
+	for _, r := range rep.Results {
+		if r.TLS {
+			legend = []string{"sync", "async", "tls", "tcp", "chan"}
+			break
+		}
+	}
+	for _, k := range legend {
+		name := map[string]string{"sync": "chirp synchronous", "async": "chirp asynchronous", "tls": "chirp over TLS",
 			"tcp": "raw TCP ping-pong (baseline)", "chan": "Go channel round trip (baseline)"}[k]
 		fmt.Fprintf(bw, `<rect x="%d" y="50" width="12" height="12" fill="%s"/>`+"\n", x, chartColors[k])
 		text(bw, x+16, 60, "start", "", name)
@@ -120,7 +128,10 @@ func WriteSVG(w io.Writer, rep *Report, log bool) error {
 			fmt.Fprintf(bw, `<path d="M%.1f %dH%.1fM%.1f %dV%dM%.1f %dV%d" stroke="#222222" fill="none"/>`+"\n",
 				xl, mid, xh, xl, mid-4, mid+4, xh, mid-4, mid+4)
 			label := FormatRate(r.Median)
-			if r.VsTCP > 0 && r.Kind == KindChirp {
+			switch {
+			case r.VsPlain > 0:
+				label += fmt.Sprintf("  (%.2fx plaintext)", r.VsPlain)
+			case r.VsTCP > 0 && r.Kind == KindChirp:
 				label += fmt.Sprintf("  (%.2fx tcp)", r.VsTCP)
 			}
 			text(bw, int(math.Max(xm, xh))+6, mid+4, "start", "", label)
@@ -133,6 +144,9 @@ func WriteSVG(w io.Writer, rep *Report, log bool) error {
 
 // groupOf is the colour and block of a scenario.
 func groupOf(s Scenario) string {
+	if s.TLS {
+		return "tls"
+	}
 	if s.Kind == KindChirp {
 		return s.Mode()
 	}

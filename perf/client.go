@@ -32,18 +32,33 @@ type Client struct {
 	// Node is the local node. Client owns its handler.
 	Node *node.Node
 
+	style Style
 	run   atomic.Pointer[loadRun] // the run whose echoes are expected
 	stray atomic.Uint64
 	busy  sync.Mutex
 }
 
-// NewClient starts the local node with cfg. cfg.Handler and
+// NewClient starts the local node with cfg. cfg.Handler, cfg.Receive and
 // cfg.ManualRelease are overwritten: received messages are matched against
-// the passes of the current run, then released.
-func NewClient(cfg node.Config) (*Client, error) {
-	c := &Client{}
+// the passes of the current run (compared in place, nothing copied), then
+// released by the node.
+//
+// With StyleInline ("" too) that happens on the node's event loop, and a
+// pass that ended there (its echo came, its send finished) starts the next
+// one from there with SendOnLoop. With StyleWorkers the match runs on
+// cfg.Workers goroutines and every send is handed to the loop (SendAsync).
+func NewClient(cfg node.Config, style Style) (*Client, error) {
+	style, err := style.check()
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{style: style}
 	cfg.Handler = node.HandlerFunc(c.receive)
 	cfg.ManualRelease = false
+	cfg.Receive = node.ReceiveWorkers
+	if style == StyleInline {
+		cfg.Receive = node.ReceiveInline
+	}
 	n, err := node.Start(cfg)
 	if err != nil {
 		return nil, err
@@ -56,6 +71,9 @@ func NewClient(cfg node.Config) (*Client, error) {
 func (c *Client) Close(ctx context.Context) error {
 	return c.Node.Close(ctx)
 }
+
+// Style is how the client handles received messages.
+func (c *Client) Style() Style { return c.style }
 
 // Stray is the number of received messages that belonged to no pass in
 // flight: echoes of passes already ended or failed, or messages from
@@ -138,6 +156,7 @@ type laneIdle struct {
 // the driver goroutine in Run.
 type loadRun struct {
 	n        *node.Node
+	inline   bool // StyleInline: callbacks run on the loop and send with SendOnLoop
 	nonce    [8]byte
 	lanes    []*lane
 	header   []byte
@@ -156,14 +175,15 @@ type loadRun struct {
 }
 
 // next starts l's next pass unless the run is over; false: l is idle.
-func (r *loadRun) next(l *lane) bool {
+// onLoop says the caller runs on the node's event loop.
+func (r *loadRun) next(l *lane, onLoop bool) bool {
 	if r.stopping.Load() || (r.count > 0 && r.started.Add(1) > r.count) {
 		return false
 	}
 	if r.count == 0 {
 		r.started.Add(1)
 	}
-	l.send()
+	l.send(onLoop)
 	return true
 }
 
@@ -195,7 +215,7 @@ func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 	}
 	defer c.busy.Unlock()
 
-	r := &loadRun{n: c.Node, header: ld.Header, data: ld.Data, waitEcho: ld.WaitEcho,
+	r := &loadRun{n: c.Node, inline: c.style == StyleInline, header: ld.Header, data: ld.Data, waitEcho: ld.WaitEcho,
 		deadline: max(ld.Duration, 0), count: max(ld.Count, 0), idle: make(chan laneIdle, inflight)}
 	_, _ = rand.Read(r.nonce[:])
 	r.lanes = make([]*lane, inflight)
@@ -221,7 +241,7 @@ func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 	r.start = time.Now()
 	active := 0
 	for _, l := range r.lanes {
-		if r.next(l) {
+		if r.next(l, false) {
 			active++
 		}
 	}
@@ -242,7 +262,7 @@ func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 				if ld.StopOnError {
 					stop(e.err)
 				}
-				if r.next(e.l) {
+				if r.next(e.l, false) {
 					continue
 				}
 			}
@@ -265,33 +285,42 @@ func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 	return result()
 }
 
-// send starts the lane's next pass (the lane is idle).
-func (l *lane) send() {
+// send starts the lane's next pass (the lane is idle); onLoop: from the
+// node's event loop, where SendOnLoop skips the hand-off.
+func (l *lane) send(onLoop bool) {
 	gen := l.gen.Add(1)
 	id := &l.m.Identity
 	copy(id[:8], l.r.nonce[:])
 	binary.BigEndian.PutUint32(id[8:12], l.idx)
 	binary.BigEndian.PutUint32(id[12:16], gen)
 	l.state.Store(0)
-	if err := l.r.n.SendAsync(l.m, l.sent); err != nil {
-		l.end(err)
+	var err error
+	if onLoop {
+		err = l.r.n.SendOnLoop(l.m, l.sent)
+	} else {
+		err = l.r.n.SendAsync(l.m, l.sent)
+	}
+	if err != nil {
+		l.end(err, onLoop)
 	}
 }
 
 // onSent is the send's completion (on the node's loop).
 func (l *lane) onSent(_ *node.Message, err error) {
 	if err != nil {
-		l.end(err)
+		l.end(err, l.r.inline)
 		return
 	}
 	if old := l.state.Or(laneSent); !l.r.waitEcho || old&laneEchoed != 0 {
-		l.end(nil)
+		l.end(nil, l.r.inline)
 	}
 }
 
 // end finishes the lane's pass once, whoever comes first, and starts the
-// next one or tells the driver the lane is idle.
-func (l *lane) end(err error) {
+// next one (onLoop: the caller runs on the node's event loop) or tells the
+// driver the lane is idle. A failed pass always goes to the driver, which
+// counts it and decides whether the lane goes on.
+func (l *lane) end(err error, onLoop bool) {
 	if l.state.Or(laneEnded)&laneEnded != 0 {
 		return
 	}
@@ -313,13 +342,14 @@ func (l *lane) end(err error) {
 			}
 		}
 	}
-	if !r.next(l) {
+	if !r.next(l, onLoop) {
 		r.idle <- laneIdle{l, nil}
 	}
 }
 
-// receive matches a received message against the passes in flight (on a
-// worker goroutine; the node releases m afterwards).
+// receive matches a received message against the passes in flight (on the
+// node's loop with StyleInline, else on a worker goroutine; the node
+// releases m afterwards, so nothing of it is kept).
 func (c *Client) receive(m *node.Message) {
 	r := c.run.Load()
 	if r == nil || !r.waitEcho || !bytes.Equal(m.Identity[:8], r.nonce[:]) {
@@ -339,8 +369,8 @@ func (c *Client) receive(m *node.Message) {
 		c.stray.Add(1) // a second echo, or one after the pass failed
 	case !bytes.Equal(m.Data, r.data) || !bytes.Equal(m.Header, r.header):
 		l.end(fmt.Errorf("%w: from %s: %d header and %d data bytes, sent %d and %d",
-			ErrBadEcho, m.Addr, len(m.Header), len(m.Data), len(r.header), len(r.data)))
+			ErrBadEcho, m.Addr, len(m.Header), len(m.Data), len(r.header), len(r.data)), r.inline)
 	case old&laneSent != 0:
-		l.end(nil)
+		l.end(nil, r.inline)
 	}
 }

@@ -1,18 +1,49 @@
 package perf
 
 import (
+	"fmt"
 	"sync/atomic"
 
 	"github.com/gochirp/chirp/node"
 )
+
+// Style is how a node of the harness (echo node or client) handles the
+// messages it receives.
+type Style string
+
+const (
+	// StyleInline handles received messages on the node's event loop
+	// (node.ReceiveInline) and sends and releases from there (SendOnLoop,
+	// ReleaseOnLoop): no goroutine hop on the way. It is libchirp's way,
+	// whose callbacks run on its loop, so it is the fair comparison with C,
+	// and the default.
+	StyleInline Style = "inline"
+	// StyleWorkers handles received messages on the node's worker pool
+	// (node.ReceiveWorkers), and every send and release is handed to the
+	// loop (SendAsync, Release): what an application that may block does.
+	StyleWorkers Style = "workers"
+)
+
+// check returns the style, "" meaning StyleInline, or an error.
+func (s Style) check() (Style, error) {
+	switch s {
+	case "", StyleInline:
+		return StyleInline, nil
+	case StyleWorkers:
+		return s, nil
+	}
+	return s, fmt.Errorf("%w: style %q (want %s or %s)", node.ErrValue, s, StyleInline, StyleWorkers)
+}
 
 // Echo counts what an echo node did.
 type Echo struct {
 	// Node is the running echo node; close it with Node.Close.
 	Node *node.Node
 
+	n              atomic.Pointer[node.Node] // Node, for the handler (it may run before Start returned)
 	echoed, failed atomic.Uint64
 	onError        func(error)
+	style          Style
 	sentFn         func(*node.Message, error) // e.sent, made once: no allocation per echo
 }
 
@@ -22,34 +53,88 @@ func (e *Echo) Echoed() uint64 { return e.echoed.Load() }
 // Failed is the number of echoes whose send failed.
 func (e *Echo) Failed() uint64 { return e.failed.Load() }
 
+// Style is how the echo node handles messages.
+func (e *Echo) Style() Style { return e.style }
+
 // StartEcho starts a node with cfg that sends every message it receives back
 // to where it came from, the same message with the same identity, header and
-// data. cfg.Handler and cfg.ManualRelease are overwritten: the received
-// message is released when its echo finished (acknowledged in synchronous
-// mode, written in asynchronous mode), so a synchronous sender learns of its
-// release only after the echo reached it. onError, if not nil, is called with
-// each failed echo, on the node's event loop: it must not block.
-func StartEcho(cfg node.Config, onError func(error)) (*Echo, error) {
-	e := &Echo{onError: onError}
-	e.sentFn = e.sent
+// data, without copying it. cfg.Handler, cfg.Receive and cfg.ManualRelease
+// are overwritten: the received message is released when its echo finished
+// (acknowledged in synchronous mode, written in asynchronous mode), so a
+// synchronous sender learns of its release only after the echo reached it.
+//
+// With StyleInline ("" too) all of it happens on the node's event loop;
+// with StyleWorkers the handler runs on cfg.Workers goroutines and hands
+// the echo and the release to the loop. onError, if not nil, is called with
+// each failed echo, on the node's event loop (or a worker): it must not
+// block.
+func StartEcho(cfg node.Config, style Style, onError func(error)) (*Echo, error) {
+	style, err := style.check()
+	if err != nil {
+		return nil, err
+	}
+	e := &Echo{onError: onError, style: style}
 	cfg.ManualRelease = true
-	cfg.Handler = node.HandlerFunc(e.serve)
+	if style == StyleInline {
+		e.sentFn = e.sentOnLoop
+		cfg.Receive = node.ReceiveInline
+		cfg.Handler = node.HandlerFunc(e.serveOnLoop)
+	} else {
+		e.sentFn = e.sent
+		cfg.Receive = node.ReceiveWorkers
+		cfg.Handler = node.HandlerFunc(e.serve)
+	}
 	n, err := node.Start(cfg)
 	if err != nil {
 		return nil, err
 	}
 	e.Node = n
+	e.n.Store(n)
 	return e, nil
 }
 
+// errNotStarted fails an echo that came before StartEcho returned (it
+// cannot: the node refuses connections until then).
+var errNotStarted = fmt.Errorf("%w: echo node not started yet", node.ErrShutdown)
+
+// serveOnLoop is the inline handler: zero copy, on the loop.
+func (e *Echo) serveOnLoop(m *node.Message) {
+	n := e.n.Load()
+	if n == nil {
+		e.sentOnLoop(m, errNotStarted)
+		return
+	}
+	if err := n.SendOnLoop(m, e.sentFn); err != nil {
+		e.sentOnLoop(m, err)
+	}
+}
+
+// sentOnLoop runs on the loop when an inline echo finished.
+func (e *Echo) sentOnLoop(m *node.Message, err error) {
+	e.count(err)
+	_ = m.ReleaseOnLoop()
+}
+
+// serve is the worker pool's handler.
 func (e *Echo) serve(m *node.Message) {
-	if err := e.Node.SendAsync(m, e.sentFn); err != nil {
+	n := e.n.Load()
+	if n == nil {
+		e.sent(m, errNotStarted)
+		return
+	}
+	if err := n.SendAsync(m, e.sentFn); err != nil {
 		e.sent(m, err)
 	}
 }
 
-// sent runs when an echo finished.
+// sent runs when an echo of the worker style finished (on the loop, or on
+// the worker when the send was refused).
 func (e *Echo) sent(m *node.Message, err error) {
+	e.count(err)
+	_ = m.Release()
+}
+
+func (e *Echo) count(err error) {
 	if err != nil {
 		e.failed.Add(1)
 		if e.onError != nil {
@@ -58,5 +143,4 @@ func (e *Echo) sent(m *node.Message, err error) {
 	} else {
 		e.echoed.Add(1)
 	}
-	_ = m.Release()
 }

@@ -146,3 +146,40 @@ func TestWriteTableShowsEveryRow(t *testing.T) {
 		}
 	}
 }
+
+// TestTLSRowsShowTheirRatioToPlaintext: a TLS row brings the "vs plain"
+// column, the libchirp note, its own colour and its ratio in the chart.
+func TestTLSRowsShowTheirRatioToPlaintext(t *testing.T) {
+	rep := sampleReport()
+	rep.Style = StyleInline
+	tls := Result{Scenario: Scenario{Name: "tls async pooled16 64KiB", Kind: KindChirp, Async: true, TLS: true, InFlight: 16, Size: 64 << 10},
+		Runs: []float64{6000, 6100, 5900}, Summary: Summarize([]float64{6000, 6100, 5900}), Passes: 100, VsPlain: 6000.0 / 9000}
+	rep.Results = append(rep.Results, tls)
+	var table bytes.Buffer
+	if err := WriteTable(&table, rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"vs plain", "0.67x", "libchirp keeps 0.86x sync single and 0.22x async pooled16", "handlers: inline"} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, table.String())
+		}
+	}
+	var svg bytes.Buffer
+	if err := WriteSVG(&svg, rep, true); err != nil {
+		t.Fatal(err)
+	}
+	checkXML(t, svg.Bytes())
+	for _, want := range []string{"chirp over TLS", "(0.67x plaintext)", chartColors["tls"]} {
+		if !strings.Contains(svg.String(), want) {
+			t.Errorf("SVG lacks %q", want)
+		}
+	}
+	// Without TLS rows, no column.
+	table.Reset()
+	if err := WriteTable(&table, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(table.String(), "vs plain") {
+		t.Errorf("plaintext table has a vs plain column:\n%s", table.String())
+	}
+}

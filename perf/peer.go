@@ -153,20 +153,17 @@ func (t *tailWriter) String() string {
 	return s
 }
 
-// InProcessEcho starts an echo node (StartEcho) in this process and returns
-// it as a peer at 127.0.0.1. cfg should listen on 127.0.0.1.
-func InProcessEcho(cfg node.Config) (*Peer, error) {
-	e, err := StartEcho(cfg, nil)
+// InProcessEcho starts an echo node (StartEcho) of style in this process
+// and returns it as a peer at 127.0.0.1. cfg should listen on 127.0.0.1.
+func InProcessEcho(cfg node.Config, style Style) (*Peer, error) {
+	e, err := StartEcho(cfg, style, nil)
 	if err != nil {
 		return nil, err
 	}
-	mode := "sync"
-	if cfg.Asynchronous {
-		mode = "async"
-	}
+	spec := PeerSpec{Async: cfg.Asynchronous, TLS: !cfg.DisableEncryption}
 	return &Peer{
 		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(e.Node.Port())),
-		Desc: "in-process " + mode + " echo node",
+		Desc: fmt.Sprintf("in-process %s echo node (%s)", spec, e.Style()),
 		stop: func() error {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -46,7 +47,10 @@ type benchOptions struct {
 	runTime    time.Duration
 	warmup     time.Duration
 	timeout    time.Duration
+	tls        bool
+	tlsSet     bool // -tls given (else: on with -quick)
 	tlsChain   string
+	echoStyle  string
 }
 
 func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
@@ -64,11 +68,19 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 	fs.DurationVar(&o.runTime, "run-time", 0, "length of a timed run (default 400ms; quick 150ms)")
 	fs.DurationVar(&o.warmup, "warmup", 0, "warm-up before the runs of a scenario (default 200ms; quick 100ms)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "send timeout of the nodes; a run fails when no pass ends for twice as long")
-	fs.StringVar(&o.tlsChain, "tls-chain", "", "PEM `FILE` to also measure TLS (not supported yet)")
+	fs.BoolVar(&o.tls, "tls", false, "also measure over TLS, both nodes encrypting loopback (-always-encrypt): tls sync single 5B,\n"+
+		"tls async pooled16 5B, 1KiB, 64KiB (quick: tls async pooled16 1KiB; with -sizes or -inflight the whole\n"+
+		"grid), each against its plaintext twin; credentials are made in a temporary directory unless -tls-chain\n"+
+		"names them (default: on with -quick)")
+	fs.StringVar(&o.tlsChain, "tls-chain", "", "PEM `FILE` with key, certificate and CA (see chirp certs) for the TLS scenarios (implies -tls);\n"+
+		"with -target the local node's, and the target speaks TLS: the whole grid runs over TLS, nothing in plaintext")
+	fs.StringVar(&o.echoStyle, "echo-style", string(perf.StyleInline), "how both nodes handle received messages: inline (on the event loop, zero-copy echo, as\n"+
+		"libchirp's callbacks) or workers (a handler goroutine pool; the echo child runs with -workers 16)")
 	return func(s stdio, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", args)}
 		}
+		fs.Visit(func(f *flag.Flag) { o.tlsSet = o.tlsSet || f.Name == "tls" })
 		ctx, stop := untilSignal()
 		defer stop()
 		return runBench(ctx, s, o)
@@ -78,10 +90,20 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 // runBench measures, prints the table on stdout and writes the files. It
 // fails when a scenario failed, so a smoke test notices.
 func runBench(ctx context.Context, s stdio, o benchOptions) error {
-	if o.tlsChain != "" {
-		return errNoTLS
+	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout, Progress: s.err,
+		Style: perf.Style(o.echoStyle)}
+	if po.Style != perf.StyleInline && po.Style != perf.StyleWorkers {
+		return usageError{fmt.Sprintf("-echo-style %q: want inline or workers", o.echoStyle)}
 	}
-	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout, Progress: s.err}
+	if !o.tlsSet && o.quick {
+		o.tls = true // CI smoke covers TLS
+	}
+	switch {
+	case o.tlsChain != "" && !o.tlsSet:
+		o.tls = true
+	case o.tlsChain != "" && !o.tls:
+		return usageError{"-tls-chain with -tls=false"}
+	}
 	var err error
 	if po.Sizes, err = intList("-sizes", o.sizes); err != nil {
 		return err
@@ -105,17 +127,50 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 		if _, _, err := net.SplitHostPort(o.target); err != nil {
 			return usageError{fmt.Sprintf("-target: %v", err)}
 		}
-		po.EchoPeer = func(_ context.Context, async bool) (*perf.Peer, error) {
-			if async != (o.targetMode == "async") {
+		if o.tls && o.tlsChain == "" {
+			if o.tlsSet {
+				return usageError{"-tls with -target needs -tls-chain: credentials the target trusts"}
+			}
+			o.tls = false // -quick against a plaintext target
+		}
+		desc := "given with -target (" + o.targetMode + ")"
+		if o.tlsChain != "" {
+			po.OnlyTLS, po.TLSChain = true, o.tlsChain
+			desc = "given with -target (" + o.targetMode + ", TLS)"
+		}
+		po.EchoPeer = func(_ context.Context, spec perf.PeerSpec) (*perf.Peer, error) {
+			if spec.Async != (o.targetMode == "async") {
 				return nil, fmt.Errorf("%w: the -target peer is %s", perf.ErrNoPeer, o.targetMode)
 			}
-			return perf.ExternalPeer(o.target, "given with -target ("+o.targetMode+")"), nil
+			return perf.ExternalPeer(o.target, desc), nil
 		}
 	default:
-		po.EchoPeer = func(ctx context.Context, async bool) (*perf.Peer, error) {
+		echoChain := o.tlsChain
+		if o.tls {
+			po.TLS, po.TLSChain = true, o.tlsChain
+			if o.tlsChain == "" {
+				dir, err := os.MkdirTemp("", "chirp-bench-tls-")
+				if err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+				fmt.Fprintf(s.err, "making temporary TLS credentials in %s\n", dir)
+				if err := makeCerts(io.Discard, certsOptions{dir: dir, nodes: 2, days: 1, key: "ecdsa"}); err != nil {
+					return fmt.Errorf("making TLS credentials: %w", err)
+				}
+				echoChain, po.TLSChain = filepath.Join(dir, "node1.pem"), filepath.Join(dir, "node2.pem")
+			}
+		}
+		po.EchoPeer = func(ctx context.Context, spec perf.PeerSpec) (*perf.Peer, error) {
 			args := []string{"echo", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout}
-			if async {
+			if spec.Async {
 				args = append(args, "-async")
+			}
+			if spec.TLS {
+				args = append(args, "-tls-chain", echoChain, "-always-encrypt")
+			}
+			if po.Style == perf.StyleWorkers {
+				args = append(args, "-workers", "16")
 			}
 			return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
 		}

@@ -64,6 +64,38 @@ func TestBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("TLS: echo, send and bench against a TLS target", func(t *testing.T) {
+		pki := filepath.Join(dir, "pki")
+		if out, err := runChild(t, exe, "", "certs", "-dir", pki); err != nil {
+			t.Fatalf("certs: %v\n%s", err, out)
+		}
+		node1, node2 := filepath.Join(pki, "node1.pem"), filepath.Join(pki, "node2.pem")
+		tlsMode := []string{"-bind", "127.0.0.1", "-timeout", "2s", "-async", "-always-encrypt"}
+		echo, port := startChild(t, exe, append([]string{"echo", "-port", "0", "-tls-chain", node1}, tlsMode...)...)
+		dst := fmt.Sprintf("127.0.0.1:%d", port)
+		args := append(append([]string{"send", "-tls-chain", node2}, tlsMode...), "-n", "20", "-concurrency", "4", "-size", "1000", "-echo", dst)
+		if out, err := runChild(t, exe, "", args...); err != nil || !strings.Contains(out, "20 ok, 0 failed") {
+			t.Errorf("chirp %q: %v\n%s", args, err, out)
+		}
+		args = []string{"bench", "-target", dst, "-target-mode", "async", "-tls-chain", node2, "-runs", "1", "-run-time", "30ms",
+			"-warmup", "10ms", "-sizes", "5", "-inflight", "4"}
+		out, err := runChild(t, exe, "", args...)
+		if err != nil {
+			t.Errorf("chirp %q: %v\n%s", args, err, out)
+		}
+		rows := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if name, rest, ok := strings.Cut(line, "  "); ok && strings.Contains(name, "pooled4") && !strings.HasPrefix(name, "[") {
+				rows[strings.TrimSpace(name)] = strings.TrimSpace(rest)
+			}
+		}
+		if len(rows) != 2 || !strings.HasPrefix(rows["tls sync pooled4 5B"], "skipped") ||
+			!strings.Contains(rows["tls async pooled4 5B"], "x") {
+			t.Errorf("chirp %q: want only TLS rows, the sync one skipped; got %q\n%s", args, rows, out)
+		}
+		stopChild(t, echo, syscall.SIGTERM)
+	})
+
 	t.Run("echo stops on SIGINT", func(t *testing.T) {
 		echo, _ := startChild(t, exe, "echo", "-port", "0", "-bind", "127.0.0.1")
 		stopChild(t, echo, os.Interrupt)
@@ -76,7 +108,8 @@ func TestBinary(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bench: %v\n%s", err, out)
 		}
-		for _, want := range []string{"tcp single 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "child process"} {
+		for _, want := range []string{"tcp single 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "child process",
+			"tls async pooled4 5B", "vs plain", "-always-encrypt", "handlers: inline"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)
 			}
@@ -85,8 +118,13 @@ func TestBinary(t *testing.T) {
 		if b, err := os.ReadFile(jsonFile); err != nil || json.Unmarshal(b, &rep) != nil {
 			t.Fatalf("JSON report: %v\n%s", err, b)
 		}
-		if len(rep.Results) != 6 || rep.Failed() != 0 {
+		if len(rep.Results) != 10 || rep.Failed() != 0 || rep.Style != perf.StyleInline {
 			t.Errorf("JSON report: %+v", rep)
+		}
+		for _, r := range rep.Results {
+			if r.TLS && r.VsPlain <= 0 {
+				t.Errorf("%s: no ratio to plaintext", r.Name)
+			}
 		}
 		b, err := os.ReadFile(chart)
 		if err != nil {

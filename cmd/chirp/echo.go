@@ -43,7 +43,7 @@ func runEcho(ctx context.Context, s stdio, nf *nodeFlags) error {
 	}
 	errs := make(chan error, maxEchoErrors)
 	var dropped atomic.Uint64
-	e, err := perf.StartEcho(cfg, func(err error) {
+	e, err := perf.StartEcho(cfg, nf.style(), func(err error) {
 		select { // on the node's loop: never block
 		case errs <- err:
 		default:
@@ -53,7 +53,8 @@ func runEcho(ctx context.Context, s stdio, nf *nodeFlags) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.err, "chirp echo: %s node %v\n", modeName(cfg.Asynchronous), e.Node.Identity())
+	fmt.Fprintf(s.err, "chirp echo: %s node %v, %s handler, %s\n", modeName(cfg.Asynchronous), e.Node.Identity(),
+		e.Style(), security(cfg))
 	fmt.Fprintf(s.out, "%s%d\n", perf.Ready, e.Node.Port())
 	for done := false; !done; {
 		select {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,6 +97,9 @@ func TestEchoAndSendTalkInBothModes(t *testing.T) {
 			port, _, echoErr, stop := startInProcess(t, func(ctx context.Context, s stdio) error {
 				return runEcho(ctx, s, loopbackFlags(async))
 			})
+			if !strings.Contains(echoErr.String(), "inline handler, plaintext") {
+				t.Errorf("echo's banner: %q", echoErr.String())
+			}
 			var out, errOut bytes.Buffer
 			err := runSend(context.Background(), stdio{out: &out, err: &errOut}, loopbackFlags(async),
 				fmt.Sprintf("127.0.0.1:%d", port), []byte("hello"), sendOptions{n: 20, concurrency: 4, header: "hdr", echo: true})
@@ -115,16 +119,81 @@ func TestEchoAndSendTalkInBothModes(t *testing.T) {
 	}
 }
 
-func TestNodeCommandsRefuseTLSForNow(t *testing.T) {
+// certsIn runs "chirp certs" into a temporary directory and returns the
+// paths of its two node files.
+func certsIn(t *testing.T) (node1, node2 string) {
+	t.Helper()
+	dir := t.TempDir()
+	if code, _, stderr := runCapture(t, "", "certs", "-dir", dir, "-nodes", "2", "-days", "1"); code != 0 {
+		t.Fatalf("chirp certs: exit %d: %s", code, stderr)
+	}
+	return filepath.Join(dir, "node1.pem"), filepath.Join(dir, "node2.pem")
+}
+
+// TestEchoAndSendTalkOverTLS: echo and send with credentials from chirp
+// certs, loopback encrypted on both ends, in both modes and both handler
+// styles; a plaintext sender cannot talk to the TLS echo.
+func TestEchoAndSendTalkOverTLS(t *testing.T) {
+	echoChain, sendChain := certsIn(t)
+	for _, c := range []struct {
+		async   bool
+		workers int
+	}{{false, 0}, {true, 0}, {true, 4}} {
+		t.Run(fmt.Sprintf("%s/workers=%d", modeName(c.async), c.workers), func(t *testing.T) {
+			ef := loopbackFlags(c.async)
+			ef.tlsChain, ef.alwaysEncrypt, ef.workers = echoChain, true, c.workers
+			port, _, echoErr, stop := startInProcess(t, func(ctx context.Context, s stdio) error {
+				return runEcho(ctx, s, ef)
+			})
+			dst := fmt.Sprintf("127.0.0.1:%d", port)
+			sf := loopbackFlags(c.async)
+			sf.tlsChain, sf.alwaysEncrypt, sf.workers = sendChain, true, c.workers
+			var out, errOut bytes.Buffer
+			err := runSend(context.Background(), stdio{out: &out, err: &errOut}, sf, dst, []byte("secret"),
+				sendOptions{n: 20, concurrency: 4, echo: true})
+			if err != nil || !strings.Contains(out.String(), "20 ok, 0 failed") {
+				t.Fatalf("send over TLS: %v\n%s%s", err, out.String(), errOut.String())
+			}
+			// Plaintext to the TLS echo fails: the connection was encrypted.
+			out.Reset()
+			err = runSend(context.Background(), stdio{out: &out, err: &errOut}, loopbackFlags(c.async), dst, []byte("x"),
+				sendOptions{n: 1, echo: true})
+			if err == nil || !strings.Contains(out.String(), "0 ok, 1 failed") {
+				t.Errorf("plaintext send to a TLS echo: %v\n%s", err, out.String())
+			}
+			if err := stop(); err != nil {
+				t.Errorf("echo: %v", err)
+			}
+			for _, want := range []string{"20 echoed", "TLS with every peer, loopback too"} {
+				if !strings.Contains(echoErr.String(), want) {
+					t.Errorf("echo's stderr lacks %q: %q", want, echoErr.String())
+				}
+			}
+		})
+	}
+}
+
+func TestTLSFlagsAreChecked(t *testing.T) {
 	for _, args := range [][]string{
-		{"echo", "-tls-chain", "chain.pem"},
-		{"listen", "-tls-chain", "chain.pem"},
-		{"send", "-tls-chain", "chain.pem", "127.0.0.1:2998", "x"},
-		{"bench", "-tls-chain", "chain.pem"},
+		{"echo", "-always-encrypt"},
+		{"listen", "-always-encrypt"},
+		{"send", "-always-encrypt", "127.0.0.1:2998", "x"},
+		{"bench", "-echo-style", "fast"},
+		{"bench", "-tls=false", "-tls-chain", "chain.pem"},
+		{"bench", "-tls", "-target", "127.0.0.1:2998"},
+	} {
+		if code, _, stderr := runCapture(t, "", args...); code != 2 {
+			t.Errorf("chirp %q: exit %d, want 2 (usage); stderr %q", args, code, stderr)
+		}
+	}
+	missing := filepath.Join(t.TempDir(), "missing.pem")
+	for _, args := range [][]string{
+		{"echo", "-port", "0", "-bind", "127.0.0.1", "-tls-chain", missing},
+		{"send", "-bind", "127.0.0.1", "-tls-chain", missing, "127.0.0.1:2998", "x"},
 	} {
 		code, _, stderr := runCapture(t, "", args...)
-		if code != 1 || !strings.Contains(stderr, "TLS not supported yet") {
-			t.Errorf("chirp %q: exit %d, stderr %q", args, code, stderr)
+		if code != 1 || !strings.Contains(stderr, "TLS") || !strings.Contains(stderr, "missing.pem") {
+			t.Errorf("chirp %q: exit %d, stderr %q; want 1 and a TLS error naming the file", args, code, stderr)
 		}
 	}
 }
@@ -178,7 +247,7 @@ func TestBindFlagSelectsFamilies(t *testing.T) {
 			t.Errorf("-bind %q: %+v", tc.bind, cfg)
 		}
 		if !cfg.DisableEncryption {
-			t.Errorf("-bind %q: encryption is on, but TLS is not supported yet", tc.bind)
+			t.Errorf("-bind %q: encryption is on without -tls-chain", tc.bind)
 		}
 	}
 }

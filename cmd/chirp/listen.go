@@ -70,7 +70,7 @@ func runListen(ctx context.Context, s stdio, nf *nodeFlags, count int) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(s.err, "chirp listen: %s node %v\n", modeName(cfg.Asynchronous), n.Identity())
+	fmt.Fprintf(s.err, "chirp listen: %s node %v, %s\n", modeName(cfg.Asynchronous), n.Identity(), security(cfg))
 	mu.Lock() // a message may come in already
 	fmt.Fprintf(s.out, "%s%d\n", perf.Ready, n.Port())
 	mu.Unlock()

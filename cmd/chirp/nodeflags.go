@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -16,22 +15,21 @@ import (
 	"time"
 
 	"github.com/gochirp/chirp/node"
+	"github.com/gochirp/chirp/perf"
 )
-
-// errNoTLS is the answer to -tls-chain until the node speaks TLS.
-var errNoTLS = errors.New("TLS not supported yet (run without -tls-chain; connections are plaintext)")
 
 // nodeFlags are the flags of the commands that run a node (echo, listen,
 // send): one declaration, one meaning everywhere.
 type nodeFlags struct {
-	port     int
-	bind     string
-	async    bool
-	slots    int
-	timeout  time.Duration
-	workers  int
-	tlsChain string
-	verbose  bool
+	port          int
+	bind          string
+	async         bool
+	slots         int
+	timeout       time.Duration
+	workers       int
+	tlsChain      string
+	alwaysEncrypt bool
+	verbose       bool
 }
 
 // register declares the flags on fs; port is the default -port.
@@ -41,8 +39,9 @@ func (f *nodeFlags) register(fs *flag.FlagSet, port int) {
 	fs.BoolVar(&f.async, "async", false, "asynchronous mode: a send completes when written, not when the remote released it")
 	fs.IntVar(&f.slots, "slots", 0, "message slots per connection, 1..32 (asynchronous mode; 0: 16)")
 	fs.DurationVar(&f.timeout, "timeout", node.DefaultTimeout, "send timeout (write and, synchronous, the ACK)")
-	fs.IntVar(&f.workers, "workers", 0, "goroutines running the message handler (0: 16)")
-	fs.StringVar(&f.tlsChain, "tls-chain", "", "PEM `FILE` with key, certificate and CA for TLS (not supported yet)")
+	fs.IntVar(&f.workers, "workers", 0, "goroutines running the message handler; 0: echo and send handle messages on the event loop\n(fastest, as libchirp), listen uses 1")
+	fs.StringVar(&f.tlsChain, "tls-chain", "", "PEM `FILE` with the node's key, certificate and CA (libchirp's CERT_CHAIN_PEM; chirp certs\nmakes them): TLS with every peer but 127.0.0.1 and ::1. Without it encryption is off:\nall connections are plaintext")
+	fs.BoolVar(&f.alwaysEncrypt, "always-encrypt", false, "encrypt loopback connections too (libchirp's always-encrypt; needs -tls-chain, and the peer\nmust do the same): for measurements on one machine")
 	fs.BoolVar(&f.verbose, "v", false, "log connection events to stderr")
 }
 
@@ -58,10 +57,15 @@ func (f *nodeFlags) config(errOut io.Writer) (node.Config, error) {
 	if f.port == 0 {
 		cfg.Port = node.AnyPort
 	}
-	if f.tlsChain != "" {
-		return cfg, errNoTLS
+	switch {
+	case f.tlsChain != "":
+		cfg.CertChainPEM = f.tlsChain
+		cfg.AlwaysEncrypt = f.alwaysEncrypt
+	case f.alwaysEncrypt:
+		return cfg, usageError{"-always-encrypt needs -tls-chain"}
+	default:
+		cfg.DisableEncryption = true
 	}
-	cfg.DisableEncryption = true
 	if f.bind != "" {
 		cfg.DisableV4, cfg.DisableV6 = true, true
 		for _, s := range strings.Split(f.bind, ",") {
@@ -82,6 +86,26 @@ func (f *nodeFlags) config(errOut io.Writer) (node.Config, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return cfg, nil
+}
+
+// style is how echo and send handle received messages: on the event loop,
+// unless -workers asks for a pool.
+func (f *nodeFlags) style() perf.Style {
+	if f.workers > 0 {
+		return perf.StyleWorkers
+	}
+	return perf.StyleInline
+}
+
+// security describes the node's encryption for its banner.
+func security(cfg node.Config) string {
+	switch {
+	case cfg.DisableEncryption:
+		return "plaintext"
+	case cfg.AlwaysEncrypt:
+		return "TLS with every peer, loopback too"
+	}
+	return "TLS except with 127.0.0.1 and ::1"
 }
 
 func modeName(async bool) string {

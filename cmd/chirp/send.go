@@ -80,7 +80,7 @@ func runSend(ctx context.Context, s stdio, nf *nodeFlags, dst string, data []byt
 	if err != nil {
 		return err
 	}
-	c, err := perf.NewClient(cfg)
+	c, err := perf.NewClient(cfg, nf.style())
 	if err != nil {
 		return err
 	}
