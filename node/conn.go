@@ -129,6 +129,9 @@ func (c *conn) write(bufs [][]byte) error {
 // everything, unless a plaintext frame waits for a slot (then the rest
 // stays with the reactor; with TLS, leftover plaintext stays in c.plain).
 func (n *Node) read(c *conn, data []byte) int {
+	if n.cork() {
+		defer n.uncork()
+	}
 	if c.tls == nil {
 		return n.decode(c, data)
 	}

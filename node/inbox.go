@@ -55,6 +55,9 @@ func (n *Node) drainInbox() {
 	in.ops = in.spare[:0]
 	in.scheduled = false
 	in.mu.Unlock()
+	if n.cork() {
+		defer n.uncork()
+	}
 	for i, o := range ops {
 		ops[i] = inboxOp{}
 		if o.release {

@@ -86,10 +86,26 @@ func (n *Node) process(rem *remote) {
 	}
 	n.processing = true
 	n.processRemote(rem)
-	for len(n.dirty) > 0 {
-		r := n.dirty[0]
-		n.dirty[0] = nil
-		n.dirty = n.dirty[1:]
+	n.uncork()
+}
+
+// cork makes process calls only note their remote until uncork, so that
+// the frames a burst of work produces (echoes of a chunk of received
+// frames, a burst of posted sends) share one writev per connection. It
+// reports whether this call corked (and must uncork).
+func (n *Node) cork() bool {
+	if n.processing {
+		return false
+	}
+	n.processing = true
+	return true
+}
+
+// uncork processes the remotes noted meanwhile and ends the cork.
+func (n *Node) uncork() {
+	for i := 0; i < len(n.dirty); i++ { // processRemote may append
+		r := n.dirty[i]
+		n.dirty[i] = nil
 		r.dirty = false
 		n.processRemote(r)
 	}

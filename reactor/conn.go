@@ -128,33 +128,38 @@ func (c *Conn) readable() bool {
 	return (c.state == stateOpen || c.state == stateResuming) && !c.wantPause
 }
 
-// deliver offers buf, after any leftover bytes, to the handler once.
+// deliver offers buf, after any leftover bytes, to the handler. It offers
+// the rest again while the handler makes progress and reading is on (the
+// handler may pause and resume within one call, e.g. when it frees a slot).
 func (c *Conn) deliver(buf []byte) {
 	data := buf
 	if len(c.in) > 0 {
 		c.in = append(c.in, buf...)
 		data = c.in
 	}
-	if len(data) == 0 {
-		return
-	}
-	consumed := 0
-	if c.readable() {
-		consumed = c.r.handler.OnData(c, data)
-		if consumed < 0 || consumed > len(data) {
-			consumed = len(data)
+	for len(data) > 0 {
+		consumed := 0
+		if c.readable() {
+			consumed = c.r.handler.OnData(c, data)
+			if consumed < 0 || consumed > len(data) {
+				consumed = len(data)
+			}
 		}
-	}
-	if c.state == stateClosed {
-		c.in = nil
-		return
-	}
-	rest := data[consumed:]
-	if len(c.in) > 0 {
-		n := copy(c.in, rest)
-		c.in = c.in[:n]
-	} else if len(rest) > 0 {
-		c.in = append(c.in[:0], rest...)
+		if c.state == stateClosed {
+			c.in = nil
+			return
+		}
+		rest := data[consumed:]
+		if len(c.in) > 0 {
+			n := copy(c.in, rest)
+			c.in = c.in[:n]
+		} else if len(rest) > 0 {
+			c.in = append(c.in[:0], rest...)
+		}
+		if consumed == 0 || !c.readable() {
+			break
+		}
+		data = c.in
 	}
 	if c.state == statePaused && c.gc != nil && !c.detaching && len(c.in) >= softPauseLimit {
 		c.detachGnet() // the peer keeps sending: stop reading for real

@@ -297,3 +297,30 @@ func TestPeerResetAndHalfCloseGiveOneCloseEach(t *testing.T) {
 	}
 	roundTrip(t, bystander, []byte("still here"))
 }
+
+// TestPauseAndResumeWithinOnDataDeliversTheRest: a handler that pauses,
+// consumes part of the data and resumes before returning (it freed what
+// it waited for) gets the rest at once, without the peer sending more.
+func TestPauseAndResumeWithinOnDataDeliversTheRest(t *testing.T) {
+	got := make(chan string, 10)
+	r := startReactor(t, &funcs{data: func(c *Conn, b []byte) int {
+		c.PauseRead()
+		n := min(len(b), 3)
+		got <- string(b[:n])
+		c.ResumeRead()
+		return n
+	}}, "127.0.0.1", "")
+	client := dialTCP(t, "127.0.0.1:"+strconv.Itoa(r.Port()))
+	if _, err := client.Write([]byte("abcdefgh")); err != nil {
+		t.Fatal(err)
+	}
+	var all string
+	for all != "abcdefgh" {
+		select {
+		case s := <-got:
+			all += s
+		case <-time.After(5 * time.Second):
+			t.Fatalf("stalled with %q delivered", all)
+		}
+	}
+}
