@@ -61,6 +61,99 @@ func (p *tcpPingPong) run(ctx context.Context, d time.Duration, n int64) (Outcom
 	return out, nil
 }
 
+// tcpStream is the raw-TCP throughput baseline for big payloads: size
+// bytes at a time to a TCP echo, window of them in flight, the echoes read
+// back as they come; a pass is one payload there and back.
+type tcpStream struct {
+	conn     net.Conn
+	out, in  []byte
+	window   int
+	stall    time.Duration
+	peerAddr string
+}
+
+func dialTCPStream(ctx context.Context, addr string, size, window int, stall time.Duration) (*tcpStream, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &tcpStream{conn: conn, out: payload(size), in: make([]byte, size), window: window, stall: stall, peerAddr: addr}, nil
+}
+
+func (p *tcpStream) Close() error { return p.conn.Close() }
+
+// run streams for d: a writer keeps window payloads in flight while this
+// goroutine reads the echoes back.
+func (p *tcpStream) run(ctx context.Context, d time.Duration, _ int64) (Outcome, error) {
+	var out Outcome
+	start := time.Now()
+	end := start.Add(d)
+	if err := p.conn.SetDeadline(end.Add(p.stall)); err != nil {
+		return out, err
+	}
+	credits := make(chan struct{}, p.window)
+	for i := 0; i < p.window; i++ {
+		credits <- struct{}{}
+	}
+	stop := make(chan struct{})
+	written := make(chan int64, 1)
+	werr := make(chan error, 1)
+	go func() {
+		var n int64
+		defer func() { written <- n }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-credits:
+			}
+			if _, err := p.conn.Write(p.out); err != nil {
+				werr <- fmt.Errorf("raw TCP to %s: %w", p.peerAddr, err)
+				return
+			}
+			n++
+		}
+	}()
+	var got int64
+	var err error
+	for {
+		if _, err = io.ReadFull(p.conn, p.in); err != nil {
+			err = fmt.Errorf("raw TCP from %s: %w", p.peerAddr, err)
+			break
+		}
+		got++
+		now := time.Now()
+		if !now.Before(end) || ctx.Err() != nil {
+			break
+		}
+		out.Passes, out.Elapsed = got, now.Sub(start)
+		credits <- struct{}{}
+	}
+	close(stop)
+	// Drain what is still in flight, so the connection can be used again.
+	n := <-written
+	select {
+	case e := <-werr:
+		if err == nil {
+			err = e
+		}
+	default:
+	}
+	for ; got < n && err == nil; got++ {
+		if _, e := io.ReadFull(p.conn, p.in); e != nil {
+			err = fmt.Errorf("raw TCP from %s: %w", p.peerAddr, e)
+		}
+	}
+	if err == nil && !bytes.Equal(p.in, p.out) {
+		err = fmt.Errorf("%w: raw TCP echo from %s", ErrBadEcho, p.peerAddr)
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	return out, err
+}
+
 // chanPingPong is the in-process baseline: a value to another goroutine
 // over a channel and back over another, one round trip at a time.
 type chanPingPong struct {

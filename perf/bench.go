@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/gochirp/chirp/node"
@@ -257,6 +258,10 @@ func (o Options) Scenarios() []Scenario {
 		{Name: "chan round trip", Kind: KindChan, InFlight: 1},
 		{Name: "tcp single 5B", Kind: KindTCP, InFlight: 1, Size: 5},
 	}
+	if slices.Contains(o.Sizes, 64<<10) && !o.Quick {
+		// The throughput floor for big payloads, next to async pooled16 64KiB.
+		list = append(list, Scenario{Name: "tcp pooled16 64KiB", Kind: KindTCP, InFlight: 16, Size: 64 << 10})
+	}
 	var grid []Scenario
 	for _, mode := range o.Modes {
 		for _, inflight := range o.InFlight {
@@ -368,7 +373,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, r := range rep.Results {
 		switch {
 		case !r.OK():
-		case r.Kind == KindTCP:
+		case r.Kind == KindTCP && r.InFlight == 1:
 			tcp = r.Median
 		case r.Kind == KindChirp && !r.TLS:
 			plain[key{r.Async, r.InFlight, r.Size}] = r.Median
@@ -415,13 +420,17 @@ func (b *bench) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	b.measureTCP(ctx, all[1], stall)
+	tcpList := []Scenario{all[1]}
+	chirp := all[2:]
+	if len(chirp) > 0 && chirp[0].Kind == KindTCP {
+		tcpList, chirp = append(tcpList, chirp[0]), chirp[1:]
+	}
+	b.measureTCP(ctx, tcpList, stall)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 
 	// One echo peer per mode and transport, in the order of the list.
-	chirp := all[2:]
 	for len(chirp) > 0 {
 		spec := chirp[0].Peer()
 		var these, rest []Scenario
@@ -440,26 +449,42 @@ func (b *bench) run(ctx context.Context) error {
 	return nil
 }
 
-func (b *bench) measureTCP(ctx context.Context, s Scenario, stall time.Duration) {
+func (b *bench) measureTCP(ctx context.Context, list []Scenario, stall time.Duration) {
 	if b.o.TCPPeer == nil {
-		b.skip(s, "no TCP echo peer")
+		for _, s := range list {
+			b.skip(s, "no TCP echo peer")
+		}
 		return
 	}
 	fmt.Fprintf(b.o.Progress, "starting the raw TCP echo peer\n")
 	peer, err := b.o.TCPPeer(ctx)
 	if err != nil {
-		b.fail(s, fmt.Errorf("starting the TCP echo peer: %w", err))
+		for _, s := range list {
+			b.fail(s, fmt.Errorf("starting the TCP echo peer: %w", err))
+		}
 		return
 	}
 	defer peer.Close()
 	b.rep.Peers[KindTCP] = peer.Desc + " at " + peer.Addr
-	pp, err := dialTCPPingPong(ctx, peer.Addr, s.Size, stall)
-	if err != nil {
-		b.fail(s, err)
-		return
+	for _, s := range list {
+		if s.InFlight == 1 {
+			pp, err := dialTCPPingPong(ctx, peer.Addr, s.Size, stall)
+			if err != nil {
+				b.fail(s, err)
+				continue
+			}
+			b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) { return pp.run(ctx, d, 0) })
+			pp.Close()
+			continue
+		}
+		st, err := dialTCPStream(ctx, peer.Addr, s.Size, s.InFlight, stall)
+		if err != nil {
+			b.fail(s, err)
+			continue
+		}
+		b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) { return st.run(ctx, d, 0) })
+		st.Close()
 	}
-	defer pp.Close()
-	b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) { return pp.run(ctx, d, 0) })
 }
 
 // measurePeer measures the chirp scenarios of one echo peer (mode and

@@ -100,8 +100,8 @@ func TestTLSScenarios(t *testing.T) {
 		}
 	}
 	only := Options{OnlyTLS: true}.Scenarios()
-	for _, s := range only[2:] {
-		if !s.TLS {
+	for _, s := range only {
+		if s.Kind == KindChirp && !s.TLS {
 			t.Errorf("OnlyTLS lists %q", s.Name)
 		}
 	}
@@ -112,7 +112,7 @@ func TestTLSScenarios(t *testing.T) {
 
 func TestScenariosSpanTheGrid(t *testing.T) {
 	def := Options{}.Scenarios()
-	if len(def) != 2+2*3*3 {
+	if len(def) != 3+2*3*3 { // chan, tcp single, tcp pooled16 64KiB, the grid
 		t.Errorf("default: %d scenarios", len(def))
 	}
 	quick := Options{Quick: true}.Scenarios()
@@ -126,7 +126,7 @@ func TestScenariosSpanTheGrid(t *testing.T) {
 		}
 		names[s.Name] = true
 	}
-	for _, want := range []string{"sync single 5B", "async pooled64 64KiB", "sync pooled16 1KiB", "tcp single 5B", "chan round trip"} {
+	for _, want := range []string{"sync single 5B", "async pooled64 64KiB", "sync pooled16 1KiB", "tcp single 5B", "tcp pooled16 64KiB", "chan round trip"} {
 		if !names[want] {
 			t.Errorf("no scenario %q", want)
 		}

@@ -170,7 +170,7 @@ func (c *Conn) deliver(buf []byte) {
 // before it is detached from gnet. A pause starts soft: the socket stays in
 // the loop, and a pause that ends before the peer sends this much more
 // costs nothing. It bounds what a paused connection holds to about
-// softPauseLimit plus one read (64 KiB).
+// softPauseLimit plus one read (readBufferCap).
 const softPauseLimit = 64 << 10
 
 // PauseRead stops delivering the connection's bytes until ResumeRead, and

@@ -17,15 +17,17 @@
 // buffer is full) reports the socket writable. gnet's outbound buffer thus
 // stays empty, which is what makes a lossless read pause possible.
 //
-// gnet has no way to stop reading a connection. PauseRead detaches the
-// socket from gnet (gnet closes its descriptor; ours keeps the socket open),
-// so the kernel stops reading, its receive window fills and TCP stops the
-// sender. ResumeRead enrolls the socket back into the same loop. While
-// paused, the process holds at most the bytes of one read (64 KiB) that the
-// handler did not consume. The cost of a pause/resume cycle is a few system
+// gnet has no way to stop reading a connection. A pause starts soft: bytes
+// that still arrive are kept, not delivered. Once the peer sent 64 KiB more,
+// PauseRead's socket is detached from gnet (gnet closes its descriptor; ours
+// keeps the socket open), so the kernel stops reading, its receive window
+// fills and TCP stops the sender. ResumeRead delivers what was kept and, if
+// detached, enrolls the socket back into the same loop. While paused, the
+// process holds at most 64 KiB plus one read (256 KiB) per connection. A
+// soft pause costs nothing; a detach/re-enroll cycle costs a few system
 // calls (close, dup, epoll registration) and one short trip through gnet's
-// worker pool, tens of microseconds; a peer that dies while a connection is
-// paused is noticed on the next write or on resume.
+// worker pool, tens of microseconds. A peer that dies while a connection is
+// detached is noticed on the next write or on resume.
 package reactor
 
 import (
@@ -253,6 +255,9 @@ func start(cfg Config, log *slog.Logger, v4, v6 netip.Addr, port int) (*Reactor,
 	opts := []gnet.Option{
 		gnet.WithMulticore(false),
 		gnet.WithNumEventLoop(1),
+		// One read buffer per loop (not per connection): big reads mean fewer
+		// syscalls for big messages (64 KiB messages: 3.5x the passes/s).
+		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
@@ -407,6 +412,10 @@ func (r *Reactor) Submit(f func()) error {
 }
 
 var wakeByte = [1]byte{'w'}
+
+// readBufferCap is the size of the loop's one read buffer: the most a
+// single read(2) takes from a socket.
+const readBufferCap = 256 << 10
 
 func (r *Reactor) drain() {
 	r.mu.Lock()
