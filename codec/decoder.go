@@ -150,7 +150,7 @@ func (d *Decoder) readBody(p []byte) (int, Event, error) {
 		return 0, EventFrame, nil
 	}
 	if d.body == nil {
-		d.body = GetBuffer()
+		d.body = GetBufferFor(size)
 		d.body.B = slices.Grow(d.body.B[:0], min(size, bodyReserve))
 	}
 	n := min(size-len(d.body.B), len(p))

@@ -33,3 +33,30 @@ func TestGetBufferReturnsEmptyBuffer(t *testing.T) {
 		t.Fatalf("GetBuffer returned %d bytes of old content", len(c.B))
 	}
 }
+
+// TestRareBigBodiesAreReusedAmongManySmallOnes: pooling per size class
+// keeps 64 KiB bodies in the pool even when almost every message is small
+// (one shared bytebufferpool.Pool calibrates to the small ones and drops
+// the big buffers).
+func TestRareBigBodiesAreReusedAmongManySmallOnes(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop buffers at random")
+	}
+	small, big := make([]byte, 100), make([]byte, 64<<10)
+	cycle := func() {
+		for i := 0; i < 50; i++ {
+			b := GetBufferFor(len(small))
+			b.B = append(b.B[:0], small...)
+			PutBuffer(b)
+		}
+		b := GetBufferFor(len(big))
+		b.B = append(b.B[:0], big...)
+		PutBuffer(b)
+	}
+	for i := 0; i < 2000; i++ { // past bytebufferpool's calibration point
+		cycle()
+	}
+	if allocs := testing.AllocsPerRun(200, cycle); allocs > 0.1 {
+		t.Fatalf("%.2f allocations per cycle of 50 small and 1 big buffer", allocs)
+	}
+}
