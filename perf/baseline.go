@@ -30,12 +30,19 @@ func dialTCPPingPong(ctx context.Context, addr string, size int, stall time.Dura
 
 func (p *tcpPingPong) Close() error { return p.conn.Close() }
 
+// begin starts a timed run of d: the connection fails if the peer stalls
+// for longer than the stall time past its end.
+func (p *tcpPingPong) begin(d time.Duration) (start, end time.Time, err error) {
+	start = time.Now()
+	end = start.Add(d)
+	return start, end, p.conn.SetDeadline(end.Add(p.stall))
+}
+
 // run does round trips for d (or n of them when n > 0).
 func (p *tcpPingPong) run(ctx context.Context, d time.Duration, n int64) (Outcome, error) {
 	var out Outcome
-	start := time.Now()
-	end := start.Add(d)
-	if err := p.conn.SetDeadline(end.Add(p.stall)); err != nil {
+	start, end, err := p.begin(d)
+	if err != nil {
 		return out, err
 	}
 	for i := int64(0); n <= 0 || i < n; i++ {
@@ -65,31 +72,24 @@ func (p *tcpPingPong) run(ctx context.Context, d time.Duration, n int64) (Outcom
 // bytes at a time to a TCP echo, window of them in flight, the echoes read
 // back as they come; a pass is one payload there and back.
 type tcpStream struct {
-	conn     net.Conn
-	out, in  []byte
-	window   int
-	stall    time.Duration
-	peerAddr string
+	*tcpPingPong
+	window int
 }
 
 func dialTCPStream(ctx context.Context, addr string, size, window int, stall time.Duration) (*tcpStream, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", addr)
+	p, err := dialTCPPingPong(ctx, addr, size, stall)
 	if err != nil {
 		return nil, err
 	}
-	return &tcpStream{conn: conn, out: payload(size), in: make([]byte, size), window: window, stall: stall, peerAddr: addr}, nil
+	return &tcpStream{tcpPingPong: p, window: window}, nil
 }
-
-func (p *tcpStream) Close() error { return p.conn.Close() }
 
 // run streams for d: a writer keeps window payloads in flight while this
 // goroutine reads the echoes back.
 func (p *tcpStream) run(ctx context.Context, d time.Duration, _ int64) (Outcome, error) {
 	var out Outcome
-	start := time.Now()
-	end := start.Add(d)
-	if err := p.conn.SetDeadline(end.Add(p.stall)); err != nil {
+	start, end, err := p.begin(d)
+	if err != nil {
 		return out, err
 	}
 	credits := make(chan struct{}, p.window)
@@ -116,7 +116,6 @@ func (p *tcpStream) run(ctx context.Context, d time.Duration, _ int64) (Outcome,
 		}
 	}()
 	var got int64
-	var err error
 	for {
 		if _, err = io.ReadFull(p.conn, p.in); err != nil {
 			err = fmt.Errorf("raw TCP from %s: %w", p.peerAddr, err)
