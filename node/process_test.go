@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,12 @@ import (
 	"os/exec"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gochirp/chirp/internal/childproc"
 )
 
 // TestChildEchoNode is not a test: it is the echo node of the two-process
@@ -29,10 +29,9 @@ func TestChildEchoNode(t *testing.T) {
 	var err error
 	n, err = Start(cfg)
 	if err != nil {
-		fmt.Println("ERR", err)
-		os.Exit(1)
+		childproc.Fail(err)
 	}
-	fmt.Println("PORT", n.Port())
+	childproc.Announce(n.Port())
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
 	select {
@@ -45,38 +44,7 @@ func TestChildEchoNode(t *testing.T) {
 
 // startChild runs an echo node in a child process and returns its port.
 func startChild(t *testing.T, mode string) (*exec.Cmd, int) {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildEchoNode$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "CHIRP_CHILD_ECHO="+mode)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	lines := make(chan string, 1)
-	go func() {
-		s := bufio.NewScanner(out)
-		for s.Scan() {
-			if strings.HasPrefix(s.Text(), "PORT ") || strings.HasPrefix(s.Text(), "ERR ") {
-				lines <- s.Text()
-			}
-		}
-		close(lines)
-	}()
-	select {
-	case l := <-lines:
-		port, err := strconv.Atoi(strings.TrimPrefix(l, "PORT "))
-		if err != nil {
-			t.Fatalf("child: %s", l)
-		}
-		return cmd, port
-	case <-time.After(20 * time.Second):
-		t.Fatal("child echo node did not start")
-	}
-	return nil, 0
+	return childproc.Start(t, "TestChildEchoNode", "CHIRP_CHILD_ECHO", mode)
 }
 
 func TestTwoProcessesExchangeBothModes(t *testing.T) {

@@ -1,18 +1,16 @@
 package reactor
 
 import (
-	"bufio"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"os/signal"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gochirp/chirp/internal/childproc"
 )
 
 // TestChildEchoServer is not a test: it is the echo server of
@@ -28,21 +26,19 @@ func TestChildEchoServer(t *testing.T) {
 	case "reactor":
 		r, err := Start(Config{ListenV4: "127.0.0.1", Handler: echoHandler()})
 		if err != nil {
-			fmt.Println("ERR", err)
-			os.Exit(1)
+			childproc.Fail(err)
 		}
 		defer r.Close()
 		port = r.Port()
 	case "netconn":
 		ln, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
-			fmt.Println("ERR", err)
-			os.Exit(1)
+			childproc.Fail(err)
 		}
 		port = ln.Addr().(*net.TCPAddr).Port
 		go serveNetEcho(ln, new(sync.WaitGroup))
 	}
-	fmt.Println("PORT", port)
+	childproc.Announce(port)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM)
 	select {
@@ -53,27 +49,8 @@ func TestChildEchoServer(t *testing.T) {
 }
 
 func childEcho(b *testing.B, kind string) string {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChildEchoServer$", "-test.count=1", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), "CHIRP_CHILD_ECHO="+kind)
-	out, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() })
-	s := bufio.NewScanner(out)
-	for s.Scan() {
-		if p, ok := strings.CutPrefix(s.Text(), "PORT "); ok {
-			if _, err := strconv.Atoi(p); err != nil {
-				b.Fatal(s.Text())
-			}
-			return "127.0.0.1:" + p
-		}
-		if strings.HasPrefix(s.Text(), "ERR") {
-			b.Fatal(s.Text())
-		}
-	}
-	b.Fatal("child echo server did not start")
-	return ""
+	_, port := childproc.Start(b, "TestChildEchoServer", "CHIRP_CHILD_ECHO", kind)
+	return "127.0.0.1:" + strconv.Itoa(port)
 }
 
 // BenchmarkEchoCrossProcess is BenchmarkEcho with the server in a child

@@ -1,0 +1,76 @@
+// Package childproc runs a test binary again as a child process that
+// serves something on a port, for tests that need a peer in another
+// process. The child runs one named test function, selected by an
+// environment variable, and announces its port with Announce.
+package childproc
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Announce is called by the child once it listens.
+func Announce(port int) { fmt.Println("PORT", port) }
+
+// Fail is called by the child when it cannot start.
+func Fail(err error) {
+	fmt.Println("ERR", err)
+	os.Exit(1)
+}
+
+// Start runs the test function named test of this binary in a child
+// process with the environment variable env set to value, waits (at most
+// 20 s) for its port and stops it (SIGTERM, then waits) when tb ends.
+func Start(tb testing.TB, test, env, value string) (*exec.Cmd, int) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), env+"="+value)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	lines := make(chan string, 1)
+	go func() {
+		s := bufio.NewScanner(out)
+		for s.Scan() {
+			if strings.HasPrefix(s.Text(), "PORT ") || strings.HasPrefix(s.Text(), "ERR ") {
+				lines <- s.Text()
+				break
+			}
+		}
+		for s.Scan() { // keep the pipe drained
+		}
+	}()
+	select {
+	case l := <-lines:
+		port, err := strconv.Atoi(strings.TrimPrefix(l, "PORT "))
+		if err != nil {
+			tb.Fatalf("child %s: %s", test, l)
+		}
+		return cmd, port
+	case <-time.After(20 * time.Second):
+		tb.Fatalf("child %s did not start", test)
+	}
+	return nil, 0
+}
