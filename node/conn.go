@@ -279,7 +279,14 @@ func (n *Node) frame(c *conn) {
 }
 
 // release frees m's slot and queues the ACK if one was requested (loop).
+//
+// A message that is being sent (a reply made of it, say) keeps its slot,
+// and its bytes, until that send finished: the release then happens.
 func (n *Node) release(m *Message) {
+	if m.inFlight.Load() {
+		m.releaseAfterSend = true
+		return
+	}
 	delete(n.held, m)
 	c := m.conn
 	n.stats.slotsInUse.Add(-1)

@@ -52,6 +52,9 @@ type Message struct {
 	waitCh     chan error // Send's result channel
 	delivered  time.Time  // loop-owned, while held
 	heldLogged bool
+	// releaseAfterSend: released while being sent; the slot is freed when
+	// the send finished (loop-owned).
+	releaseAfterSend bool
 }
 
 // NewMessage makes a message to addr ("host:port", IPv4 or IPv6 literal)
@@ -78,7 +81,9 @@ func (m *Message) RequestedAck() bool { return m.ackWanted }
 
 // Release frees the message's slot and, if the sender asked for it, sends
 // the ACK. Safe from any goroutine. Header and Data must not be used after
-// it. A second Release returns ErrNotHeld.
+// it. A second Release returns ErrNotHeld. Releasing a message that is
+// being sent (a reply made of it) is safe: the slot is freed, and the ACK
+// sent, when that send finished.
 func (m *Message) Release() error {
 	if !m.held.CompareAndSwap(true, false) {
 		return ErrNotHeld

@@ -58,7 +58,9 @@ func (n *Node) enqueue(m *Message) {
 		n.finish(m, fmt.Errorf("%w: destination %v has no IP or port", ErrValue, m.Addr))
 		return
 	}
-	m.node = n
+	if m.node == nil { // a received message being replied already has it (and others read it)
+		m.node = n
+	}
 	rem := n.remoteFor(key)
 	if rem.conn != nil && n.now().Sub(rem.active) > n.s.reuse*3/4 {
 		// Probe a connection idle this long before trusting it.
@@ -274,6 +276,10 @@ func (n *Node) finish(m *Message, err error) {
 	m.inFlight.Store(false)
 	if done != nil {
 		done(m, err)
+	}
+	if m.releaseAfterSend && !m.inFlight.Load() { // done may have sent it again
+		m.releaseAfterSend = false
+		n.release(m)
 	}
 }
 
