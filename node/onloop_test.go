@@ -34,9 +34,9 @@ func TestInlineZeroCopyEchoWithSendOnLoop(t *testing.T) {
 				t.Fatalf("answer %q", a.Data)
 			}
 		}
-		if n := (*en).Stats().SlotsInUse; n != 0 {
-			t.Fatalf("%d slots held by the echo node", n)
-		}
+		// The echo node frees the slot right after its echo is written,
+		// which may be just after the client got the echo.
+		eventually(t, 5*time.Second, "echo node releases every slot", func() bool { return (*en).Stats().SlotsInUse == 0 })
 	}
 }
 
