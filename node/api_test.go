@@ -228,3 +228,19 @@ func TestManualReleaseWithWorkers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHeaderTooLongForTheWireIsErrValue(t *testing.T) {
+	n := startNode(t, testConfig(true, nil))
+	m, _ := NewMessage(addr(n), nil)
+	m.Header = make([]byte, 65536)
+	if err := n.SendAsync(m, nil); !errors.Is(err, ErrValue) {
+		t.Fatalf("65536-byte header: %v", err)
+	}
+	if m.inFlight.Load() {
+		t.Fatal("refused message marked in flight")
+	}
+	m.Header = m.Header[:65535]
+	if err := n.Send(ctxT(t), m); err != nil {
+		t.Fatalf("65535-byte header: %v", err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
@@ -148,6 +149,9 @@ func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
 // ErrTLS or ErrTooLarge. m must not be changed until then. SendAsync
 // returns ErrInUse if m is still being sent, ErrShutdown after Close.
 func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
+	if err := sendable(m); err != nil {
+		return err
+	}
 	if !m.inFlight.CompareAndSwap(false, true) {
 		return fmt.Errorf("send %s: %w", m.Identity, ErrInUse)
 	}
@@ -161,6 +165,18 @@ func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
 	return nil
 }
 
+// sendable checks what the wire format can carry: a header of at most
+// 65535 bytes and data below 4 GiB.
+func sendable(m *Message) error {
+	switch {
+	case len(m.Header) > math.MaxUint16:
+		return fmt.Errorf("%w: send %s: header of %d bytes, the limit is %d", ErrValue, m.Identity, len(m.Header), math.MaxUint16)
+	case uint64(len(m.Data)) > math.MaxUint32:
+		return fmt.Errorf("%w: send %s: data of %d bytes, the limit is %d", ErrValue, m.Identity, len(m.Data), uint64(math.MaxUint32))
+	}
+	return nil
+}
+
 // errChans are reusable result channels of Send.
 var errChans = sync.Pool{New: func() any { return make(chan error, 1) }}
 
@@ -171,6 +187,9 @@ func sendDone(m *Message, err error) { m.waitCh <- err }
 // hand-off to the loop (libchirp's ch_chirp_send, where SendAsync is
 // ch_chirp_send_ts). Calling it from any other goroutine corrupts the node.
 func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
+	if err := sendable(m); err != nil {
+		return err
+	}
 	if !m.inFlight.CompareAndSwap(false, true) {
 		return fmt.Errorf("send %s: %w", m.Identity, ErrInUse)
 	}
