@@ -53,11 +53,7 @@ type CA struct{ Identity }
 
 // NewCA makes a self-signed CA certificate with the common name name.
 func NewCA(name string, spec Spec) (*CA, error) {
-	key, err := spec.newKey()
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := spec.template(name)
+	key, tmpl, err := spec.start(name)
 	if err != nil {
 		return nil, err
 	}
@@ -76,11 +72,7 @@ func NewCA(name string, spec Spec) (*CA, error) {
 // serverAuth and clientAuth extended key usages, because a chirp node is a
 // TLS server and client with the same credentials.
 func (ca *CA) Issue(name string, spec Spec) (*Identity, error) {
-	key, err := spec.newKey()
-	if err != nil {
-		return nil, err
-	}
-	tmpl, err := spec.template(name)
+	key, tmpl, err := spec.start(name)
 	if err != nil {
 		return nil, err
 	}
@@ -95,6 +87,20 @@ func (ca *CA) Issue(name string, spec Spec) (*Identity, error) {
 		return nil, err
 	}
 	return &Identity{Cert: cert, Key: key}, nil
+}
+
+// start makes the key pair and the certificate template every certificate
+// begins with.
+func (s Spec) start(name string) (crypto.Signer, *x509.Certificate, error) {
+	key, err := s.newKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl, err := s.template(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, tmpl, nil
 }
 
 // ChainPEM is the node file libchirp's CERT_CHAIN_PEM names: the node's
