@@ -47,7 +47,12 @@
 //
 // Send blocks until the send completed (or its context ended). SendAsync
 // takes a callback and Go returns a Pending, so one goroutine can keep many
-// sends in flight. All are safe from any goroutine.
+// sends in flight. All are safe from any goroutine. Code that already runs on
+// the loop (inline handlers, completion callbacks) may use SendOnLoop and
+// Message.ReleaseOnLoop instead, which skip the hand-off: the fastest echo is
+// an inline handler that sends the message back with SendOnLoop and releases
+// it in the completion. A message released while it is being sent keeps its
+// slot until that send finished.
 //
 // # Errors
 //
