@@ -309,20 +309,22 @@ func (n *Node) deliver(m *Message) {
 	}
 }
 
-// trackHeld remembers when m was delivered, so the GC can name messages
-// nobody released (loop).
+// trackHeld remembers m by its slot, and when it was delivered, so the GC
+// can name messages nobody released (loop). No map: a slot index is enough.
 func (n *Node) trackHeld(m *Message) {
-	m.delivered = time.Now()
-	n.held[m] = struct{}{}
+	m.delivered = n.now()
+	m.conn.held[m.slot.Index()] = m
 }
 
 // logForgotten logs, at debug level, messages held longer than the
 // timeout, once each (loop).
 func (n *Node) logForgotten(now time.Time) {
-	for m := range n.held {
-		if !m.heldLogged && now.Sub(m.delivered) > n.s.timeout {
-			m.heldLogged = true
-			n.log.Debug("chirp: message not released", "msg", m.String(), "held", now.Sub(m.delivered))
+	for c := range n.conns {
+		for _, m := range c.held {
+			if m != nil && !m.heldLogged && now.Sub(m.delivered) > n.s.timeout {
+				m.heldLogged = true
+				n.log.Debug("chirp: message not released", "msg", m.String(), "held", now.Sub(m.delivered))
+			}
 		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,3 +246,51 @@ func TestHeaderTooLongForTheWireIsErrValue(t *testing.T) {
 		t.Fatalf("65535-byte header: %v", err)
 	}
 }
+
+// TestForgottenReleaseIsLoggedOnce: a message held past the timeout is
+// named in a debug log line by the GC, once.
+func TestForgottenReleaseIsLoggedOnce(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, string(p))
+		return len(p), nil
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	held := make(chan *Message, 1)
+	cfg := testConfig(true, HandlerFunc(func(m *Message) { held <- m }))
+	cfg.ManualRelease, cfg.Logger = true, log
+	cfg.Timeout, cfg.ReuseTime = 100*time.Millisecond, 500*time.Millisecond
+	rx := startNode(t, cfg)
+	tx := startNode(t, testConfig(true, nil))
+	m, _ := NewMessage(addr(rx), []byte("forget me"))
+	if err := tx.Send(ctxT(t), m); err != nil {
+		t.Fatal(err)
+	}
+	h := <-held
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, l := range lines {
+			if strings.Contains(l, "message not released") && strings.Contains(l, m.Identity.String()) {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 5*time.Second, "the GC names the forgotten message", func() bool { return count() == 1 })
+	time.Sleep(600 * time.Millisecond) // at least one more GC tick
+	if n := count(); n != 1 {
+		t.Fatalf("logged %d times", n)
+	}
+	if rx.Stats().SlotsInUse != 1 {
+		t.Fatalf("slots in use %d", rx.Stats().SlotsInUse)
+	}
+	_ = h.Release()
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -34,7 +34,8 @@ type conn struct {
 	plain   []byte           // decrypted bytes waiting for a slot
 	tlsUp   bool             // the TLS handshake succeeded
 
-	writing      []*Message // asynchronous messages not fully in the kernel yet
+	held         [slots.MaxSlots]*Message // delivered messages by slot index, until released
+	writing      []*Message               // asynchronous messages not fully in the kernel yet
 	writeTimer   *reactor.Timer
 	connectTimer *reactor.Timer
 }
@@ -287,8 +288,10 @@ func (n *Node) release(m *Message) {
 		m.releaseAfterSend = true
 		return
 	}
-	delete(n.held, m)
 	c := m.conn
+	if i := m.slot.Index(); c.held[i] == m {
+		c.held[i] = nil
+	}
 	n.stats.slotsInUse.Add(-1)
 	if m.ackWanted && !c.closed && c.remote != nil {
 		rem := c.remote

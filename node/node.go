@@ -44,8 +44,7 @@ type Node struct {
 	// loop-owned
 	remotes map[netip.AddrPort]*remote
 	conns   map[*conn]struct{}
-	old     map[*conn]struct{}    // replaced connections, closed when idle
-	held    map[*Message]struct{} // delivered and not yet released
+	old     map[*conn]struct{} // replaced connections, closed when idle
 	closing bool
 	ready   bool // Start finished; connections accepted before are refused
 	gcTimer *reactor.Timer
@@ -71,7 +70,6 @@ func Start(cfg Config) (*Node, error) {
 		remotes: make(map[netip.AddrPort]*remote),
 		conns:   make(map[*conn]struct{}),
 		old:     make(map[*conn]struct{}),
-		held:    make(map[*Message]struct{}),
 		recvQ:   newMsgQueue(),
 	}
 	if n.log == nil {
