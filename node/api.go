@@ -102,7 +102,7 @@ func (n *Node) Recv(ctx context.Context) (*Message, error) {
 // detached copies m without its slot: header and data are fresh copies.
 func (m *Message) detached() *Message {
 	c := &Message{Identity: m.Identity, Serial: m.Serial, Addr: m.Addr, RemoteIdentity: m.RemoteIdentity,
-		typ: m.typ, node: m.node}
+		node: m.node}
 	buf := make([]byte, len(m.Header)+len(m.Data))
 	copy(buf, m.Header)
 	copy(buf[len(m.Header):], m.Data)
@@ -312,7 +312,7 @@ func (n *Node) deliver(m *Message) {
 // trackHeld remembers m by its slot, and when it was delivered, so the GC
 // can name messages nobody released (loop). No map: a slot index is enough.
 func (n *Node) trackHeld(m *Message) {
-	m.delivered = n.now()
+	m.delivered = m.conn.active // just set by touch: no second clock read
 	m.conn.held[m.slot.Index()] = m
 }
 

@@ -268,7 +268,7 @@ func (n *Node) frame(c *conn) {
 			Identity: h.Identity, Serial: h.Serial, Header: f.Header, Data: f.Data,
 			Addr:           netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), c.port),
 			RemoteIdentity: c.peerID,
-			typ:            h.Type, ackWanted: h.Type&codec.ReqAck != 0, slot: s, conn: c, node: n,
+			ackWanted:      h.Type&codec.ReqAck != 0, slot: s, conn: c, node: n,
 		}
 		m.held.Store(true)
 		n.touch(c)

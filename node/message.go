@@ -35,7 +35,6 @@ type Message struct {
 	// RemoteIdentity is the identity of the node that sent it (received).
 	RemoteIdentity codec.Identity
 
-	typ       codec.Type  // type bits as last received or sent
 	ackWanted bool        // received with REQ_ACK: Release sends an ACK
 	inFlight  atomic.Bool // between send and completion
 	held      atomic.Bool // holds a slot, not yet released

@@ -156,7 +156,6 @@ func (n *Node) processRemote(rem *remote) {
 		for _, m := range batch {
 			rem.serial++
 			m.Serial = rem.serial
-			m.typ = typ
 			h := codec.FrameHeader{Identity: m.Identity, Serial: m.Serial, DataLen: uint32(len(m.Data)),
 				HeaderLen: uint16(len(m.Header)), Type: typ}
 			hdrs = h.Append(hdrs)

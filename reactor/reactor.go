@@ -121,7 +121,6 @@ type Reactor struct {
 
 	eng     gnet.Engine
 	el      gnet.EventLoop
-	udp     gnet.Conn // our end of the wake-up pair, in the loop
 	wakeTx  *net.UDPConn
 	wakeTo  netip.AddrPort
 	stopped chan struct{}
@@ -360,7 +359,6 @@ func (r *Reactor) fetchLoop() error {
 		return fmt.Errorf("reactor: loop handle: %w", res.Err)
 	}
 	r.mu.Lock() // Submit reads el under mu: it may run on other goroutines early
-	r.udp = res.Conn
 	r.el = res.Conn.EventLoop()
 	r.mu.Unlock()
 	return nil
