@@ -5,12 +5,12 @@ import (
 	"errors"
 	"math"
 	"net"
-	"runtime"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/internal/heap"
 )
 
 // expectBadInputClosesOnlyOffender starts an asynchronous echo node, opens
@@ -147,13 +147,7 @@ func TestPausedConnectionBoundsMemoryAndDeliversInOrder(t *testing.T) {
 	cfg.Workers = 1 // the handler sees messages in arrival order
 	n := startNode(t, cfg)
 
-	heap := func() uint64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return ms.HeapAlloc
-	}
-	base := heap()
+	base := heap.InUse()
 
 	p := dialRawPeer(t, n)
 	p.expectHandshake(n)
@@ -222,7 +216,7 @@ func TestPausedConnectionBoundsMemoryAndDeliversInOrder(t *testing.T) {
 	})
 	checkHeap := func(when string) {
 		t.Helper()
-		h := heap()
+		h := heap.InUse()
 		if h > base && h-base > 16<<20 {
 			t.Fatalf("%s: heap grew by %d MiB (peer wrote %d KiB)", when, (h-base)>>20, written.Load()>>10)
 		}

@@ -8,11 +8,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/gochirp/chirp/internal/heap"
 	"github.com/gochirp/chirp/tlsconn/pki"
 )
 
@@ -187,14 +187,14 @@ func TestTLSFloodAgainstHeldSlotsStaysBounded(t *testing.T) {
 	const total = 3000
 	payload := make([]byte, 1024)
 	var ps []*Pending
-	before := heapInUse()
+	before := heap.InUse()
 	for i := 0; i < total; i++ {
 		m, _ := NewMessage(at("127.0.0.2", rx), append([]byte(fmt.Sprintf("%06d", i)), payload...))
 		ps = append(ps, tx.Go(m))
 	}
 	eventually(t, 10*time.Second, "receiver pauses", func() bool { return rx.Stats().PausedConnections == 1 })
 	time.Sleep(200 * time.Millisecond)
-	if growth := int64(heapInUse()) - int64(before); growth > 32<<20 {
+	if growth := int64(heap.InUse()) - int64(before); growth > 32<<20 {
 		t.Fatalf("heap grew %d bytes", growth)
 	}
 	for i := 0; i < total; i++ {
@@ -213,13 +213,6 @@ func TestTLSFloodAgainstHeldSlotsStaysBounded(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
 }
 
 func TestStartFailsOnBadChainFile(t *testing.T) {

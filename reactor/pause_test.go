@@ -5,11 +5,12 @@ import (
 	"errors"
 	"io"
 	"net"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gochirp/chirp/internal/heap"
 )
 
 // pattern is a stream whose every offset has a known byte: byte i is
@@ -33,13 +34,6 @@ func checkStream(off int64, data []byte) bool {
 		data, off = data[n:], off+int64(n)
 	}
 	return true
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
 }
 
 // TestPausedConnectionBoundsMemoryUnderFlood is the read-pause contract: a
@@ -70,7 +64,7 @@ func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
 		close: func(c *Conn, err error) { closed <- err },
 	}, "127.0.0.1", "")
 
-	before := heapInUse()
+	before := heap.InUse()
 	client := dialTCP(t, "127.0.0.1:"+strconv.Itoa(r.Port()))
 	var sent atomic.Int64
 	writeErr := make(chan error, 1)
@@ -111,7 +105,7 @@ func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
 	if got := received.Load(); got > 0 {
 		t.Fatalf("handler got %d bytes while paused", got)
 	}
-	growth := int64(heapInUse()) - int64(before)
+	growth := int64(heap.InUse()) - int64(before)
 	t.Logf("writer stalled after %d bytes; heap growth %d bytes", last, growth)
 	if growth > bound {
 		t.Fatalf("heap grew by %d bytes while paused (bound %d)", growth, bound)
