@@ -17,9 +17,8 @@ import (
 	"github.com/gochirp/chirp/codec/hexdump"
 )
 
-// captureDir holds the libchirp captures; the repository is checked out at
-// X/main with the shared material at X/shared.
-const captureDir = "../../shared/testdata/wire"
+// captureDir holds the libchirp captures (see its README).
+const captureDir = "testdata/wire"
 
 // item is one decoded handshake or frame, with where it sat in the stream.
 type item struct {
@@ -137,7 +136,7 @@ func loadCaptures(tb testing.TB) []capture {
 	files, err := filepath.Glob(filepath.Join(captureDir, "*.hex"))
 	if err != nil || len(files) == 0 {
 		wd, _ := os.Getwd()
-		tb.Fatalf("no libchirp captures in %s (from %s): the repository must sit at X/main beside X/shared (err %v)", captureDir, wd, err)
+		tb.Fatalf("no libchirp captures in %s (from %s): %v", captureDir, wd, err)
 	}
 	var captures []capture
 	for _, file := range files {

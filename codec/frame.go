@@ -125,7 +125,7 @@ func (h *FrameHeader) BodyLen() int { return int(h.bodyLen()) }
 
 func (h *FrameHeader) bodyLen() uint64 { return uint64(h.HeaderLen) + uint64(h.DataLen) }
 
-// Check applies the receiver's rules of PROTOCOL.md §1.4 to h, before any body
+// Check applies the receiver's rules of docs/protocol.md §1.4 to h, before any body
 // byte is read. maxMessageSize limits HeaderLen + DataLen (summed in 64 bits,
 // unlike libchirp, whose 32-bit sum wraps); 0 means DefaultMaxMessageSize. An
 // ACK or NOOP must have no body and no REQ_ACK bit. Unknown type bits pass.

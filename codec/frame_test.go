@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// asyncB is message B of the async capture: PROTOCOL.md §1.2's example.
+// asyncB is message B of the async capture: the layout of docs/protocol.md §1.2.
 var asyncB = mustHex("c082a211b4e4b96461c54845116dfd4a" + "21561ce7" + "00000005" + "0003" + "00" + "686472" + "68656c6c6f")
 
 func TestFrameHeaderWireOrderIsDataLenBeforeHeaderLen(t *testing.T) {
@@ -107,7 +107,7 @@ func TestIdentityIsLowercaseHexAndZeroForNoop(t *testing.T) {
 	}
 }
 
-// rejections are the PROTOCOL.md §1.4 rules, for Check and the Decoder.
+// rejections are the docs/protocol.md §1.4 rules, for Check and the Decoder.
 var rejections = []struct {
 	name     string
 	h        FrameHeader

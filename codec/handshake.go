@@ -12,7 +12,7 @@ const HandshakeSize = 2 + IdentitySize
 // in it is validated by libchirp: there is no magic and no version.
 type Handshake struct {
 	// Port is the sender's public listening port, the one peers dial. It is
-	// not the TCP source port; remotes are keyed by it (PROTOCOL.md §2.3).
+	// not the TCP source port; remotes are keyed by it (docs/protocol.md §2.3).
 	Port uint16
 	// Identity is the sending node's identity.
 	Identity Identity

@@ -16,7 +16,7 @@ import (
 )
 
 // rawPeer plays a C libchirp node over a plain socket, writing the byte
-// layouts of /work/shared/testdata/wire: an 18-byte handshake in one write,
+// layouts of codec/testdata/wire: an 18-byte handshake in one write,
 // then one write per frame, with a per-connection serial that starts at a
 // random value and grows by one per frame.
 type rawPeer struct {
@@ -74,7 +74,7 @@ func (p *rawPeer) write(b []byte) {
 }
 
 // sendHandshake writes the 18 handshake bytes in one write, as libchirp
-// requires (PROTOCOL.md §1.1).
+// requires (docs/protocol.md §1.1).
 func (p *rawPeer) sendHandshake() {
 	p.t.Helper()
 	p.write(codec.Handshake{Port: p.port, Identity: p.id}.Append(nil))

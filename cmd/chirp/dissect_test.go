@@ -14,13 +14,13 @@ import (
 	"github.com/gochirp/chirp/codec/hexdump"
 )
 
-const captureDir = "../../../shared/testdata/wire"
+const captureDir = "../../codec/testdata/wire"
 
 func captureFiles(t *testing.T) []string {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(captureDir, "*.hex"))
 	if len(files) != 8 {
-		t.Fatalf("found %d captures in %s, want 8: the repository must sit at X/main beside X/shared", len(files), captureDir)
+		t.Fatalf("found %d captures in %s, want 8", len(files), captureDir)
 	}
 	return files
 }

@@ -61,9 +61,9 @@ func TestReaderReadsIntoSmallBuffers(t *testing.T) {
 }
 
 func TestDetectTellsCaptureTextFromRawBytes(t *testing.T) {
-	files, _ := filepath.Glob("../../../shared/testdata/wire/*.hex")
+	files, _ := filepath.Glob("../testdata/wire/*.hex")
 	if len(files) == 0 {
-		t.Fatal("no captures in ../../../shared/testdata/wire: the repository must sit at X/main beside X/shared")
+		t.Fatal("no captures in ../testdata/wire")
 	}
 	for _, file := range files {
 		text, err := os.ReadFile(file)
