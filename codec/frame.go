@@ -24,6 +24,22 @@ type Identity [IdentitySize]byte
 // String returns the identity as 32 lowercase hex digits.
 func (id Identity) String() string { return hex.EncodeToString(id[:]) }
 
+// Format prints the identity's 16 bytes as hex for %v, %s and %x (32
+// lowercase digits, as String), %X (upper case) and %q (quoted); other verbs
+// and %#v print the byte array. Without it %x would hex-encode the String.
+func (id Identity) Format(f fmt.State, verb rune) {
+	switch {
+	case verb == 'v' && f.Flag('#'):
+		fmt.Fprintf(f, fmt.FormatString(f, verb), [IdentitySize]byte(id))
+	case verb == 'v' || verb == 's' || verb == 'q':
+		fmt.Fprintf(f, fmt.FormatString(f, verb), id.String())
+	case verb == 'x' || verb == 'X':
+		fmt.Fprintf(f, fmt.FormatString(f, verb), id[:])
+	default:
+		fmt.Fprintf(f, fmt.FormatString(f, verb), [IdentitySize]byte(id))
+	}
+}
+
 // IsZero reports whether all bytes are zero, as in a NOOP frame.
 func (id Identity) IsZero() bool { return id == Identity{} }
 

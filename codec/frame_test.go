@@ -3,6 +3,7 @@ package codec
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -104,6 +105,29 @@ func TestIdentityIsLowercaseHexAndZeroForNoop(t *testing.T) {
 	}
 	if !(Identity{}).IsZero() {
 		t.Error("IsZero = false for the zero identity")
+	}
+}
+
+func TestIdentityPrintsAsHexWithEveryHexVerb(t *testing.T) {
+	id := Identity{0xAB, 0x01}
+	hex := "ab010000000000000000000000000000"
+	for _, c := range []struct{ format, want string }{
+		{"%v", hex},
+		{"%s", hex},
+		{"%x", hex},
+		{"%X", strings.ToUpper(hex)},
+		{"%q", `"` + hex + `"`},
+		{"%40s", "        " + hex},
+		{"%d", "[171 1 0 0 0 0 0 0 0 0 0 0 0 0 0 0]"},
+		{"%#v", "[16]uint8{0xab, 0x1, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x0}"},
+	} {
+		if got := fmt.Sprintf(c.format, id); got != c.want {
+			t.Errorf("Sprintf(%q) = %q, want %q", c.format, got, c.want)
+		}
+	}
+	// Inside a struct, as in a log line of a Message.
+	if got := fmt.Sprintf("%v", struct{ ID Identity }{id}); got != "{"+hex+"}" {
+		t.Errorf("in a struct: %q", got)
 	}
 }
 

@@ -41,7 +41,7 @@ type Config struct {
 	BindV4, BindV6       netip.Addr
 	DisableV4, DisableV6 bool
 	// Identity of the node; all zero means random. All 16 bytes are used.
-	Identity codec.Identity
+	Identity Identity
 	// Asynchronous selects asynchronous mode: a send completes when written
 	// to the kernel. The default (false) is synchronous mode: a send
 	// completes when the remote released the message.

@@ -142,3 +142,20 @@ func ExampleNode_Recv() {
 	// two
 	// three
 }
+
+// A node's identity is a node.Identity (no codec import needed); it prints
+// as 32 hex digits with %v, %s and %x.
+func ExampleIdentity() {
+	ctx := context.Background()
+	id := node.Identity{0xc0, 0x82, 0xa2, 0x11}
+	n, err := node.Start(local(node.Config{Identity: id}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer n.Close(ctx)
+	fmt.Printf("%x\n%v\n", n.Identity(), n.Identity() == id)
+	// Output:
+	// c082a211000000000000000000000000
+	// true
+}

@@ -11,6 +11,11 @@ import (
 	"github.com/gochirp/chirp/slots"
 )
 
+// Identity is a 16-byte node or message identity. It prints as 32 hex
+// digits with %v, %s and %x. It is codec.Identity: users need not import
+// codec.
+type Identity = codec.Identity
+
 // Message is what a node sends and receives.
 //
 // A received message carries where it came from: Addr is the peer's IP and
@@ -23,7 +28,7 @@ import (
 // until then.
 type Message struct {
 	// Identity is random for a new message and kept by replies.
-	Identity codec.Identity
+	Identity Identity
 	// Serial is the sender's per-remote frame counter (received messages).
 	Serial uint32
 	// Header is an opaque header for upper-layer protocols.
@@ -33,7 +38,7 @@ type Message struct {
 	// Addr is the destination (sending) or the origin (received).
 	Addr netip.AddrPort
 	// RemoteIdentity is the identity of the node that sent it (received).
-	RemoteIdentity codec.Identity
+	RemoteIdentity Identity
 
 	ackWanted bool        // received with REQ_ACK: Release sends an ACK
 	inFlight  atomic.Bool // between send and completion

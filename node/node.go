@@ -130,7 +130,7 @@ func Start(cfg Config) (*Node, error) {
 }
 
 // Identity is the node's identity, sent in every handshake.
-func (n *Node) Identity() codec.Identity { return n.identity }
+func (n *Node) Identity() Identity { return n.identity }
 
 // Port is the port the node listens on.
 func (n *Node) Port() int { return n.port }
