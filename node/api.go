@@ -300,8 +300,7 @@ func (n *Node) deliver(m *Message) {
 	case ReceiveQueue:
 		n.recvQ.push(m)
 	case ReceiveInline:
-		n.s.Handler.ServeChirp(m)
-		if !n.s.ManualRelease && m.held.CompareAndSwap(true, false) {
+		if !n.serve(n.s.Handler, m, true) && !n.s.ManualRelease && m.held.CompareAndSwap(true, false) {
 			n.release(m)
 		}
 	default:

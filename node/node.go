@@ -297,12 +297,14 @@ type Stats struct {
 	SlotsInUse              int // received messages not yet released
 	PausedConnections       int
 	Pauses                  uint64 // times a connection was paused for lack of slots
+	HandlerPanics           uint64 // panics of Config.Handler, recovered
 }
 
 type counters struct {
 	msgIn, msgOut, bytesIn, bytesOut, acksIn, acksOut atomic.Uint64
 	sendErr, timeouts, protoErr, pauses               atomic.Uint64
 	cannotConnect, tlsErr, shutdowns                  atomic.Uint64
+	panics                                            atomic.Uint64
 	slotsInUse, paused, remotes                       atomic.Int64
 }
 
@@ -317,7 +319,7 @@ func (n *Node) Stats() Stats {
 		CannotConnect: c.cannotConnect.Load(), TLSErrors: c.tlsErr.Load(), Shutdowns: c.shutdowns.Load(),
 		ProtocolErrors: c.protoErr.Load(), Pauses: c.pauses.Load(),
 		SlotsInUse: int(c.slotsInUse.Load()), PausedConnections: int(c.paused.Load()),
-		Remotes: int(c.remotes.Load()),
+		Remotes: int(c.remotes.Load()), HandlerPanics: c.panics.Load(),
 	}
 	if n.r != nil {
 		s.Connections = n.r.Conns()

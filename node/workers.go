@@ -1,10 +1,18 @@
 package node
 
-import "sync"
+import (
+	"runtime/debug"
+	"sync"
+)
 
 // Handler processes received messages. ServeChirp runs on one of the
 // node's worker goroutines. Unless Config.ManualRelease is set, the node
 // releases the message when ServeChirp returns (if it is still held).
+//
+// A panic in ServeChirp is recovered, as net/http does: it is logged with
+// its stack at Error level and counted in Stats.HandlerPanics, the message
+// is released (with ManualRelease too: the handler that held it is gone),
+// and the node goes on.
 type Handler interface {
 	ServeChirp(m *Message)
 }
@@ -67,8 +75,7 @@ func (w *workQueue) run() {
 		}
 		m := w.q.pop()
 		w.mu.Unlock()
-		h.ServeChirp(m)
-		if !w.n.s.ManualRelease {
+		if !w.n.serve(h, m, false) && !w.n.s.ManualRelease {
 			_ = m.Release()
 		}
 	}
@@ -81,4 +88,27 @@ func (w *workQueue) stop() {
 	w.mu.Unlock()
 	w.cond.Broadcast()
 	w.wg.Wait()
+}
+
+// serve runs h on m and recovers a panic of h (see Handler): it logs it with
+// the stack, counts it and releases m (on the loop when onLoop). It reports
+// whether h panicked.
+func (n *Node) serve(h Handler, m *Message, onLoop bool) (panicked bool) {
+	defer func() {
+		if p := recover(); p != nil {
+			panicked = true
+			n.stats.panics.Add(1)
+			n.log.Error("chirp: handler panicked", "msg", m.String(), "panic", p, "stack", string(debug.Stack()))
+			if !m.held.CompareAndSwap(true, false) {
+				return
+			}
+			if onLoop {
+				n.release(m)
+			} else {
+				n.post(inboxOp{m: m, release: true})
+			}
+		}
+	}()
+	h.ServeChirp(m)
+	return false
 }
