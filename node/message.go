@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
 	"net/netip"
@@ -105,6 +106,27 @@ func (m *Message) ReleaseOnLoop() error {
 	}
 	m.node.release(m)
 	return nil
+}
+
+// Node is the node that received m, nil for a message that was not
+// received (NewMessage). Through it a handler sends, or replies, without a
+// variable of its own: the handler may run before Start has returned.
+func (m *Message) Node() *Node { return m.node }
+
+// Reply sends m back to where it came from, with data as its Data: a reply
+// keeps m's Identity (that is how the requester matches it) and its Header
+// (set m.Header first to change it), and goes to m.Addr over the
+// connection m came on. It waits as Node.Send does, on the node that
+// received m. m keeps its slot until the reply was sent, so data may alias
+// m.Data. m must have been received (ErrValue otherwise). Not on the event
+// loop (ReceiveInline handlers): there, set m.Data and use
+// m.Node().SendOnLoop.
+func (m *Message) Reply(ctx context.Context, data []byte) error {
+	if m.node == nil {
+		return fmt.Errorf("%w: reply to %s: not a received message", ErrValue, m)
+	}
+	m.Data = data
+	return m.node.Send(ctx, m)
 }
 
 // String describes the message for logs.

@@ -58,9 +58,6 @@ func (n *Node) enqueue(m *Message) {
 		n.finish(m, fmt.Errorf("%w: destination %v has no IP or port", ErrValue, m.Addr))
 		return
 	}
-	if m.node == nil { // a received message being replied already has it (and others read it)
-		m.node = n
-	}
 	rem := n.remoteFor(key)
 	if rem.conn != nil && n.now().Sub(rem.active) > n.s.reuse*3/4 {
 		// Probe a connection idle this long before trusting it.
