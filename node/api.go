@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -111,12 +112,15 @@ func (m *Message) detached() *Message {
 }
 
 // Request sends m and returns the first message that comes back with the
-// same identity (a reply is the request sent back), within ctx and the
-// node's timeout. The answer is a copy and its slot is already released.
-// An answer that comes after the deadline is delivered as an ordinary
-// message. Safe for many concurrent requests.
+// same identity (a reply is the request sent back). It waits until ctx's
+// deadline, or, if ctx has none, for the node's Timeout. When ctx ends,
+// the error wraps ctx's error; when the node's Timeout ends, it wraps
+// ErrTimeout (never context.DeadlineExceeded). If m was not written yet
+// then, it is withdrawn as in Send. The answer is a copy and its slot is
+// already released. An answer that comes later is delivered as an
+// ordinary message. Safe for many concurrent requests.
 func (n *Node) Request(ctx context.Context, m *Message) (*Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.s.timeout)
+	ctx, cancel := n.requestContext(ctx)
 	defer cancel()
 	a, sent, err := n.request(ctx, m)
 	if err != nil {
@@ -137,10 +141,23 @@ func (n *Node) Request(ctx context.Context, m *Message) (*Message, error) {
 // copy): the caller must release it. It returns as soon as the answer is
 // there, so m may still be in flight (its ACK can depend on that release).
 func (n *Node) RequestHeld(ctx context.Context, m *Message) (*Message, error) {
-	ctx, cancel := context.WithTimeout(ctx, n.s.timeout)
+	ctx, cancel := n.requestContext(ctx)
 	defer cancel()
 	a, _, err := n.request(ctx, m)
 	return a, err
+}
+
+// errNodeTimeout is the cause of a request context that ended at the
+// node's Timeout rather than the caller's deadline.
+var errNodeTimeout = errors.New("node timeout")
+
+// requestContext gives ctx the node's Timeout as its deadline if it has
+// none; context.Cause then tells the two apart.
+func (n *Node) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeoutCause(ctx, n.s.timeout, errNodeTimeout)
 }
 
 func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct{}, error) {
@@ -150,16 +167,16 @@ func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct
 		return nil, nil, fmt.Errorf("%w: a request with identity %s is already waiting", ErrInUse, m.Identity)
 	}
 	defer n.waiters.remove(m.Identity, ch)
-	if err := n.SendAsync(m, func(_ *Message, err error) {
+	if err := n.submit(ctx, m, func(_ *Message, err error) {
 		close(sent)
 		if err != nil {
 			n.waiters.fail(m.Identity, ch, err)
 		}
 	}); err != nil {
+		if ctx.Err() != nil {
+			return nil, nil, n.requestEnded(ctx, m, true)
+		}
 		return nil, nil, err
-	}
-	timeout := func() error {
-		return fmt.Errorf("request to %s: no answer: %w: %w", m.Addr, ErrTimeout, ctx.Err())
 	}
 	select {
 	case a := <-ch:
@@ -169,7 +186,9 @@ func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct
 		return a, sent, nil
 	case <-ctx.Done():
 		if n.waiters.remove(m.Identity, ch) {
-			return nil, nil, timeout()
+			reply := make(chan error, 1)
+			n.post(inboxOp{m: m, withdraw: reply})
+			return nil, nil, n.requestEnded(ctx, m, <-reply == errWithdrawn)
 		}
 		// The answer was handed over just now: take it.
 		a := <-ch
@@ -178,6 +197,19 @@ func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct
 		}
 		return a, sent, nil
 	}
+}
+
+// requestEnded is Request's error when ctx ended, withdrawn telling
+// whether m never went out.
+func (n *Node) requestEnded(ctx context.Context, m *Message, withdrawn bool) error {
+	what := "no answer"
+	if withdrawn {
+		what = "not sent"
+	}
+	if context.Cause(ctx) == errNodeTimeout {
+		return fmt.Errorf("%w: request to %s: %s within %v", ErrTimeout, m.Addr, what, n.s.timeout)
+	}
+	return fmt.Errorf("request to %s: %s: %w", m.Addr, what, ctx.Err())
 }
 
 // waiters maps request identities to the channel of the waiting Request.

@@ -157,8 +157,8 @@ func TestLateAnswerIsDeliveredAsOrdinaryMessage(t *testing.T) {
 	m, _ := NewMessage(addr(en), []byte("late"))
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, err := cli.Request(ctx, m); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("want ErrTimeout, got %v", err)
+	if _, err := cli.Request(ctx, m); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want DeadlineExceeded, got %v", err)
 	}
 	select {
 	case a := <-ordinary:

@@ -19,6 +19,7 @@ const (
 	DefaultBufferSize     = 65536
 	DefaultMaxMessageSize = codec.DefaultMaxMessageSize
 	DefaultAsyncSlots     = 16
+	DefaultMaxPending     = 4096 // Config.MaxPending, a Go extension
 )
 
 // AnyPort as Config.Port listens on a free port chosen by the system (a Go
@@ -94,6 +95,13 @@ type Config struct {
 	ManualRelease bool
 	// Logger for connection events (nil: discard).
 	Logger *slog.Logger
+	// MaxPending bounds the sends the node holds at once, accepted and not
+	// finished (queued, being written, or awaiting their ACK), over all
+	// remotes: 0 for DefaultMaxPending. At the bound Send and Request wait
+	// for room (until their context ends), and SendAsync, SendOnLoop and Go
+	// fail at once with ErrQueueFull. It keeps a producer that outruns its
+	// remotes from queuing without limit.
+	MaxPending int
 }
 
 // settings are a Config with defaults applied and derived values.
@@ -107,6 +115,7 @@ type settings struct {
 	maxMsg         uint64
 	backlog        int
 	workers        int
+	maxPending     int64
 }
 
 func valueErr(field string, v any, rule string) error {
@@ -186,6 +195,13 @@ func (c Config) settings() (settings, error) {
 	}
 	if s.workers < 0 {
 		return s, valueErr("Workers", c.Workers, "must not be negative")
+	}
+	s.maxPending = int64(c.MaxPending)
+	if s.maxPending == 0 {
+		s.maxPending = DefaultMaxPending
+	}
+	if s.maxPending < 0 {
+		return s, valueErr("MaxPending", c.MaxPending, "must not be negative")
 	}
 	switch c.Receive {
 	case ReceiveWorkers, ReceiveQueue:

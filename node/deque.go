@@ -40,3 +40,22 @@ func (d *deque[T]) drain() []T {
 	}
 	return out
 }
+
+// remove takes out the first element that match accepts, keeping the order
+// of the others; it reports whether there was one. O(n): for the rare
+// withdrawal of a queued send.
+func (d *deque[T]) remove(match func(T) bool) bool {
+	for i := 0; i < d.n; i++ {
+		if !match(d.buf[(d.head+i)%len(d.buf)]) {
+			continue
+		}
+		for j := i; j < d.n-1; j++ {
+			d.buf[(d.head+j)%len(d.buf)] = d.buf[(d.head+j+1)%len(d.buf)]
+		}
+		var zero T
+		d.buf[(d.head+d.n-1)%len(d.buf)] = zero
+		d.n--
+		return true
+	}
+	return false
+}

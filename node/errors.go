@@ -33,4 +33,14 @@ var (
 	// ErrNotHeld: Release on a message that holds no slot (never had one,
 	// or was released already).
 	ErrNotHeld = errors.New("chirp: message holds no slot")
+	// ErrQueueFull: SendAsync, SendOnLoop or Go found Config.MaxPending
+	// sends pending; retry when some finished (Send waits instead).
+	ErrQueueFull = errors.New("chirp: send queue full")
+)
+
+// Answers between Send and the loop when a send's context ended; they never
+// reach a user. errWithdrawn is also what the withdrawn send finishes with.
+var (
+	errWithdrawn = errors.New("chirp: send withdrawn: its context ended before it was written")
+	errKept      = errors.New("chirp: send not withdrawn: it was written")
 )

@@ -17,8 +17,9 @@ type inbox struct {
 }
 
 type inboxOp struct {
-	m       *Message
-	release bool // else: send
+	m        *Message
+	release  bool         // else: send
+	withdraw chan<- error // not nil: withdraw the send of m, answer here
 }
 
 func (n *Node) initInbox() { n.in.drainFn = n.drainInbox }
@@ -41,7 +42,9 @@ func (n *Node) post(op inboxOp) {
 		in.ops, in.scheduled = nil, false
 		in.mu.Unlock()
 		for _, o := range ops {
-			if !o.release {
+			if o.withdraw != nil {
+				o.withdraw <- errKept
+			} else if !o.release {
 				n.finish(o.m, fmt.Errorf("%w: node closed", ErrShutdown))
 			}
 		}
@@ -60,7 +63,9 @@ func (n *Node) drainInbox() {
 	}
 	for i, o := range ops {
 		ops[i] = inboxOp{}
-		if o.release {
+		if o.withdraw != nil {
+			n.withdraw(o.m, o.withdraw)
+		} else if o.release {
 			n.release(o.m)
 		} else {
 			n.enqueue(o.m)

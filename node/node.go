@@ -40,6 +40,9 @@ type Node struct {
 	closed  atomic.Bool
 	pending atomic.Int64 // messages accepted by Send and not finished
 	stats   counters
+	// space wakes a send waiting for room under Config.MaxPending
+	space        chan struct{}
+	spaceWaiters atomic.Int32
 
 	// loop-owned
 	remotes map[netip.AddrPort]*remote
@@ -71,6 +74,7 @@ func Start(cfg Config) (*Node, error) {
 		conns:   make(map[*conn]struct{}),
 		old:     make(map[*conn]struct{}),
 		recvQ:   newMsgQueue(),
+		space:   make(chan struct{}, 1),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -145,8 +149,15 @@ func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
 // message was written to the kernel (asynchronous node), else with an
 // error wrapping ErrTimeout, ErrCannotConnect, ErrProtocol, ErrShutdown,
 // ErrTLS or ErrTooLarge. m must not be changed until then. SendAsync
-// returns ErrInUse if m is still being sent, ErrShutdown after Close.
+// returns ErrInUse if m is still being sent, ErrShutdown after Close, and
+// ErrQueueFull when Config.MaxPending sends are pending.
 func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
+	return n.submit(nil, m, done)
+}
+
+// submit hands m to the loop, to send it and call done. With ctx nil it
+// fails at the MaxPending bound, else it waits for room until ctx ends.
+func (n *Node) submit(ctx context.Context, m *Message, done func(*Message, error)) error {
 	if err := sendable(m); err != nil {
 		return err
 	}
@@ -157,8 +168,11 @@ func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
 		m.inFlight.Store(false)
 		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
 	}
+	if err := n.admit(ctx); err != nil {
+		m.inFlight.Store(false)
+		return err
+	}
 	m.done = done
-	n.pending.Add(1)
 	n.post(inboxOp{m: m})
 	return nil
 }
@@ -175,8 +189,9 @@ func sendable(m *Message) error {
 	return nil
 }
 
-// errChans are reusable result channels of Send.
-var errChans = sync.Pool{New: func() any { return make(chan error, 1) }}
+// errChans are reusable result channels of Send: room for the result and
+// the answer to a withdrawal.
+var errChans = sync.Pool{New: func() any { return make(chan error, 2) }}
 
 func sendDone(m *Message, err error) { m.waitCh <- err }
 
@@ -195,19 +210,29 @@ func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
 		m.inFlight.Store(false)
 		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
 	}
+	if !n.tryAdmit() {
+		m.inFlight.Store(false)
+		return ErrQueueFull
+	}
 	m.done = done
-	n.pending.Add(1)
 	n.enqueue(m)
 	return nil
 }
 
-// Send sends m to m.Addr and waits until the send finished (see SendAsync)
-// or ctx ends. When ctx ends first, Send returns ctx's error and the send
-// goes on: m stays in use until it finishes.
+// Send sends m to m.Addr and waits until the send finished (see
+// SendAsync) or ctx ended. When Config.MaxPending sends are pending, Send
+// first waits for room.
+//
+// When ctx ends first, a send none of which was written yet (queued, or
+// waiting for a connection) is withdrawn: Send returns ctx's error and m
+// may be sent again at once. A send already written goes on: Send returns
+// ctx's error, and m stays in use (ErrInUse) until the send finished,
+// within the node's Timeout. So ctx's deadline is the deadline of the
+// message: by then it is out, or it was never sent.
 func (n *Node) Send(ctx context.Context, m *Message) error {
 	ch := errChans.Get().(chan error)
 	m.waitCh = ch
-	if err := n.SendAsync(m, sendDone); err != nil {
+	if err := n.submit(ctx, m, sendDone); err != nil {
 		errChans.Put(ch)
 		return err
 	}
@@ -216,19 +241,29 @@ func (n *Node) Send(ctx context.Context, m *Message) error {
 		errChans.Put(ch)
 		return err
 	case <-ctx.Done():
-		return ctx.Err() // ch is not reused: the result still comes
 	}
+	n.post(inboxOp{m: m, withdraw: ch})
+	err, reuse := waitWithdrawn(ctx, ch)
+	if reuse {
+		errChans.Put(ch)
+	}
+	return err
 }
 
 // Close shuts the node down. It stops accepting sends, lets messages in
 // flight finish until ctx ends, then fails the rest with ErrShutdown,
-// closes every connection and waits for the node's goroutines. Messages
+// closes every connection and waits for the node's goroutines. When it
+// failed sends, its error wraps ErrShutdown and ctx's cause and says how
+// many. Messages
 // held by the application need no release afterwards. Close must not be
 // called from the loop (inline handlers, completion callbacks): it waits
 // for the loop.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return ErrShutdown
+	}
+	if n.spaceWaiters.Load() > 0 {
+		n.wakeWaiter() // sends waiting for room fail with ErrShutdown
 	}
 	tick := time.NewTicker(2 * time.Millisecond)
 	for n.pending.Load() > 0 {
@@ -240,6 +275,7 @@ func (n *Node) Close(ctx context.Context) error {
 		break
 	}
 	tick.Stop()
+	before := n.stats.shutdowns.Load()
 	done := make(chan struct{})
 	if n.r.Submit(func() { n.shutdown(); close(done) }) == nil {
 		<-done
@@ -249,6 +285,13 @@ func (n *Node) Close(ctx context.Context) error {
 	n.recvQ.close()
 	if errors.Is(err, reactor.ErrClosed) {
 		err = nil
+	}
+	if failed := n.stats.shutdowns.Load() - before; failed > 0 {
+		ferr := fmt.Errorf("%w: failed %d pending sends", ErrShutdown, failed)
+		if cause := context.Cause(ctx); cause != nil {
+			ferr = fmt.Errorf("%w: %w", ferr, cause)
+		}
+		err = errors.Join(ferr, err)
 	}
 	return err
 }

@@ -252,7 +252,7 @@ func (n *Node) finish(m *Message, err error) {
 		m.timer = nil
 	}
 	m.remote = nil
-	if err != nil {
+	if err != nil && err != errWithdrawn {
 		n.stats.sendErr.Add(1)
 		switch {
 		case errors.Is(err, ErrTimeout):
@@ -264,11 +264,13 @@ func (n *Node) finish(m *Message, err error) {
 		case errors.Is(err, ErrShutdown):
 			n.stats.shutdowns.Add(1)
 		}
+	}
+	if err != nil {
 		err = fmt.Errorf("send to %s: %w", m.Addr, err)
 	}
 	done := m.done
 	m.done = nil
-	n.pending.Add(-1)
+	n.unpend()
 	m.inFlight.Store(false)
 	if done != nil {
 		done(m, err)
