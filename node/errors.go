@@ -36,6 +36,8 @@ var (
 	// ErrQueueFull: SendAsync, SendOnLoop or Go found Config.MaxPending
 	// sends pending; retry when some finished (Send waits instead).
 	ErrQueueFull = errors.New("chirp: send queue full")
+	// ErrResolve: a host name did not resolve to an address, or not in time.
+	ErrResolve = errors.New("chirp: cannot resolve host name")
 )
 
 // Answers between Send and the loop when a send's context ended; they never

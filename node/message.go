@@ -62,12 +62,20 @@ type Message struct {
 	releaseAfterSend bool
 }
 
-// NewMessage makes a message to addr ("host:port", IPv4 or IPv6 literal)
-// with a fresh random identity.
+// NewMessage makes a message to addr ("host:port") with a fresh random
+// identity. The host is an IP literal or a name, looked up within
+// DefaultResolveTimeout (see ResolveAddr; NewMessageContext takes a
+// context for it).
 func NewMessage(addr string, data []byte) (*Message, error) {
-	ap, err := netip.ParseAddrPort(addr)
+	return NewMessageContext(context.Background(), addr, data)
+}
+
+// NewMessageContext is NewMessage with ctx bounding the lookup of a host
+// name.
+func NewMessageContext(ctx context.Context, addr string, data []byte) (*Message, error) {
+	ap, err := ResolveAddr(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: address %q: %w", ErrValue, addr, err)
+		return nil, err
 	}
 	m := &Message{Addr: ap, Data: data}
 	m.NewIdentity()

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -192,9 +191,9 @@ func (r *loadRun) next(l *lane, onLoop bool) bool {
 // ld.StopOnError, at the first failure; the Outcome is filled in all cases.
 func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 	var out Outcome
-	dst, err := netip.ParseAddrPort(ld.Addr)
+	dst, err := node.ResolveAddr(ctx, ld.Addr)
 	if err != nil {
-		return out, fmt.Errorf("%w: address %q: %w", node.ErrValue, ld.Addr, err)
+		return out, err
 	}
 	if ld.Count <= 0 && ld.Duration <= 0 {
 		return out, fmt.Errorf("%w: a load needs a count or a duration", node.ErrValue)

@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -128,22 +128,11 @@ func closeNode(n *node.Node) error {
 }
 
 // resolve turns "host:port" into an address a message can carry: IP
-// literals as they are, names through the resolver (first address).
+// literals as they are, names through the resolver (see node.ResolveAddr).
 func resolve(ctx context.Context, hostport string) (netip.AddrPort, error) {
-	if ap, err := netip.ParseAddrPort(hostport); err == nil {
-		return ap, nil
+	ap, err := node.ResolveAddr(ctx, hostport)
+	if errors.Is(err, node.ErrValue) {
+		return ap, usageError{err.Error()}
 	}
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return netip.AddrPort{}, usageError{fmt.Sprintf("address %q: %v", hostport, err)}
-	}
-	pn, err := net.DefaultResolver.LookupPort(ctx, "tcp", port)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	if err != nil {
-		return netip.AddrPort{}, err
-	}
-	return netip.AddrPortFrom(ips[0].Unmap(), uint16(pn)), nil
+	return ap, err
 }
