@@ -58,7 +58,7 @@ func (p *Pending) Err() error {
 func (p *Pending) Message() *Message { return p.msg }
 
 // Wait waits until the send finished or ctx ended (then it returns ctx's
-// error and the send goes on).
+// error and the send goes on: unlike Send, Wait does not withdraw it).
 func (p *Pending) Wait(ctx context.Context) error {
 	select {
 	case <-p.done:

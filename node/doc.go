@@ -3,9 +3,24 @@
 //
 // A Node listens on one TCP port. To send, put an address and bytes into a
 // Message and hand it to the node: it opens, handshakes, reuses and closes
-// connections by itself. A received message carries where it came from, so
-// sending it back (with new Data) is a reply, routed over the existing
-// connection, with the same Identity. This is all a user must import.
+// connections by itself. A received message carries where it came from, and
+// the node that received it, so a reply is m.Reply: the message sent back
+// with new Data, routed over the existing connection, with the same
+// Identity. This is all a user must import.
+//
+//	server, err := node.Start(node.Config{
+//		CertChainPEM: "node1.pem",
+//		Handler: node.HandlerFunc(func(m *node.Message) {
+//			_ = m.Reply(context.Background(), bytes.ToUpper(m.Data))
+//		}),
+//	})
+//	...
+//	m, err := node.NewMessage("db7.example.org:2998", []byte("hello"))
+//	answer, err := client.Request(ctx, m)
+//
+// A handler reaches its node through the message (m.Reply, m.Node), never
+// through a variable assigned from Start: a message can arrive before Start
+// has returned.
 //
 // # Two modes
 //
@@ -41,7 +56,12 @@
 //   - ReceiveInline: the handler runs on the event loop; fastest, but it
 //     must never block.
 //
-// Request sends a message and returns the answer with the same identity.
+// A handler that panics is recovered, as in net/http: the panic is logged
+// with its stack and counted in Stats.HandlerPanics, the message is
+// released, and the node goes on.
+//
+// Request sends a message and returns the answer with the same identity;
+// the answering handler calls m.Reply.
 //
 // # Sending
 //
@@ -54,10 +74,44 @@
 // it in the completion. A message released while it is being sent keeps its
 // slot until that send finished.
 //
+// The sends a node holds, accepted and not finished, are bounded by
+// Config.MaxPending (4096 by default), over all remotes, so a producer that
+// outruns a slow or dead remote is pushed back instead of filling memory: at
+// the bound Send and Request wait for room (as long as their context
+// allows), and SendAsync, SendOnLoop and Go fail at once with ErrQueueFull.
+//
+// # Contexts, timeouts and deadlines
+//
+// A message's deadline is the deadline of the context it is sent with;
+// there is no deadline field. When Send's ctx ends before any byte of the
+// message was written (it was queued, or waiting for a connection), the
+// send is withdrawn: Send returns ctx's error and the message may be sent
+// again at once. A message already written cannot be called back: Send
+// returns ctx's error and the send goes on, bounded by the node's Timeout
+// (the message is in use, ErrInUse, until then).
+//
+// Config.Timeout is the node's own bound on each step (connect, write, the
+// ACK of a synchronous send), as in libchirp; its expiry wraps ErrTimeout,
+// never context.DeadlineExceeded. Request waits for its answer until ctx's
+// deadline, however far, and uses the node's Timeout only when ctx has
+// none: errors.Is(err, ErrTimeout) means the node's Timeout ended,
+// errors.Is(err, context.DeadlineExceeded) the caller's deadline. Close(ctx)
+// lets pending sends finish until ctx ends and fails the rest with
+// ErrShutdown; its error says how many.
+//
+// # Addresses
+//
+// NewMessage takes "host:port" with an IP literal or a host name. A name
+// is looked up at once, bounded by DefaultResolveTimeout
+// (NewMessageContext and ResolveAddr take a context), and the message goes
+// to its first IPv4 address, or its first IPv6 address if it has none. A
+// name that does not resolve is ErrResolve.
+//
 // # Errors
 //
 // Errors wrap one sentinel per libchirp error kind (ErrTimeout,
-// ErrCannotConnect, ErrProtocol, ErrShutdown, ...), with the remote and the
+// ErrCannotConnect, ErrProtocol, ErrShutdown, ...), and those of the Go API
+// (ErrQueueFull, ErrResolve, ErrInUse, ...), with the remote and the
 // operation; test them with errors.Is.
 //
 // # TLS

@@ -1,10 +1,11 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/gochirp/chirp/node"
@@ -25,10 +26,9 @@ func addrOf(n *node.Node) string { return fmt.Sprintf("127.0.0.1:%d", n.Port()) 
 // waits for the echo. (python-chirp: async echo / pool echo.)
 func Example_echo() {
 	ctx := context.Background()
-	var server *node.Node
-	server, _ = node.Start(local(node.Config{
+	server, _ := node.Start(local(node.Config{
 		Handler: node.HandlerFunc(func(m *node.Message) {
-			_ = server.Send(ctx, m) // a received message sent back is a reply
+			_ = m.Reply(ctx, m.Data) // back where it came from, same identity
 		}),
 	}))
 	defer server.Close(ctx)
@@ -51,11 +51,9 @@ func Example_echo() {
 // (python-chirp: request.)
 func ExampleNode_Request() {
 	ctx := context.Background()
-	var server *node.Node
-	server, _ = node.Start(local(node.Config{
+	server, _ := node.Start(local(node.Config{
 		Handler: node.HandlerFunc(func(m *node.Message) {
-			m.Data = []byte(strings.ToUpper(string(m.Data)))
-			_ = server.Send(ctx, m)
+			_ = m.Reply(ctx, bytes.ToUpper(m.Data))
 		}),
 	}))
 	defer server.Close(ctx)
@@ -78,12 +76,10 @@ func ExampleNode_Request() {
 // producer is.
 func Example_worker() {
 	ctx := context.Background()
-	var worker *node.Node
-	worker, _ = node.Start(local(node.Config{
+	worker, _ := node.Start(local(node.Config{
 		Asynchronous: true,
 		Handler: node.HandlerFunc(func(m *node.Message) {
-			m.Data = []byte(fmt.Sprintf("%s done", m.Data))
-			_ = worker.Send(ctx, m)
+			_ = m.Reply(ctx, fmt.Appendf(nil, "%s done", m.Data))
 		}),
 	}))
 	defer worker.Close(ctx)
@@ -158,4 +154,51 @@ func ExampleIdentity() {
 	// Output:
 	// c082a211000000000000000000000000
 	// true
+}
+
+// A message's deadline is its context's: a send still queued when the
+// context ends is withdrawn, and the message may be sent again at once.
+func ExampleNode_Send_deadline() {
+	ctx := context.Background()
+	// A consumer that never takes its messages: the first send is written
+	// and waits for its release; the second stays queued behind it.
+	consumer, _ := node.Start(local(node.Config{Receive: node.ReceiveQueue, ManualRelease: true}))
+	defer consumer.Close(ctx)
+	producer, _ := node.Start(local(node.Config{}))
+
+	first, _ := node.NewMessage(addrOf(consumer), []byte("first"))
+	producer.Go(first)
+	second, _ := node.NewMessage(addrOf(consumer), []byte("second"))
+	deadline, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	err := producer.Send(deadline, second)
+	fmt.Println(errors.Is(err, context.DeadlineExceeded))
+
+	// Close fails what is still pending (the first send) and says so.
+	soon, cancel2 := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel2()
+	fmt.Println(producer.Close(soon))
+	// Output:
+	// true
+	// chirp: shutdown: failed 1 pending send: context deadline exceeded
+}
+
+// At Config.MaxPending pending sends, Go and SendAsync refuse more at once
+// with ErrQueueFull (Send would wait for room).
+func ExampleErrQueueFull() {
+	ctx := context.Background()
+	consumer, _ := node.Start(local(node.Config{Receive: node.ReceiveQueue, ManualRelease: true}))
+	defer consumer.Close(ctx)
+	producer, _ := node.Start(local(node.Config{MaxPending: 2}))
+	soon, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	defer producer.Close(soon)
+
+	for i := 0; i < 3; i++ {
+		m, _ := node.NewMessage(addrOf(consumer), []byte("job"))
+		if err := producer.SendAsync(m, nil); err != nil {
+			fmt.Println(i, err)
+		}
+	}
+	// Output: 2 chirp: send queue full
 }

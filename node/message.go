@@ -23,6 +23,7 @@ type Identity = codec.Identity
 // the port it announced (the port it listens on), so sending the message
 // back, with new Header or Data, is a reply routed over the existing
 // connection, with the same Identity (how requests and replies match).
+// Reply does that, through the node that received the message (Node).
 //
 // A received message holds one of its connection's slots until it is
 // released; Header and Data alias the slot's buffer and are valid only

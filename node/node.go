@@ -287,7 +287,11 @@ func (n *Node) Close(ctx context.Context) error {
 		err = nil
 	}
 	if failed := n.stats.shutdowns.Load() - before; failed > 0 {
-		ferr := fmt.Errorf("%w: failed %d pending sends", ErrShutdown, failed)
+		plural := "s"
+		if failed == 1 {
+			plural = ""
+		}
+		ferr := fmt.Errorf("%w: failed %d pending send%s", ErrShutdown, failed, plural)
 		if cause := context.Cause(ctx); cause != nil {
 			ferr = fmt.Errorf("%w: %w", ferr, cause)
 		}
