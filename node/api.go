@@ -68,8 +68,9 @@ func (p *Pending) Wait(ctx context.Context) error {
 	}
 }
 
-// Go starts sending m and returns at once; the Pending reports the result.
-// Many sends can be in flight from one goroutine this way.
+// Go starts sending m and returns at once; the Pending reports the result
+// (ErrQueueFull at once when Config.MaxPending sends are pending). Many
+// sends can be in flight from one goroutine this way.
 func (n *Node) Go(m *Message) *Pending {
 	p := &Pending{msg: m, done: make(chan struct{})}
 	if err := n.SendAsync(m, func(_ *Message, err error) { p.err = err; close(p.done) }); err != nil {
@@ -116,7 +117,9 @@ func (m *Message) detached() *Message {
 // deadline, or, if ctx has none, for the node's Timeout. When ctx ends,
 // the error wraps ctx's error; when the node's Timeout ends, it wraps
 // ErrTimeout (never context.DeadlineExceeded). If m was not written yet
-// then, it is withdrawn as in Send. The answer is a copy and its slot is
+// then, it is withdrawn as in Send; else it stays in use until its send
+// finished. At Config.MaxPending pending sends Request waits for room
+// first, within the same deadline. The answer is a copy and its slot is
 // already released. An answer that comes later is delivered as an
 // ordinary message. Safe for many concurrent requests.
 func (n *Node) Request(ctx context.Context, m *Message) (*Message, error) {

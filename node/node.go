@@ -199,6 +199,8 @@ func sendDone(m *Message, err error) { m.waitCh <- err }
 // loop: ReceiveInline handlers and send completion callbacks. It skips the
 // hand-off to the loop (libchirp's ch_chirp_send, where SendAsync is
 // ch_chirp_send_ts). Calling it from any other goroutine corrupts the node.
+// At Config.MaxPending pending sends it fails with ErrQueueFull: the loop
+// cannot wait.
 func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
 	if err := sendable(m); err != nil {
 		return err

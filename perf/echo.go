@@ -40,7 +40,6 @@ type Echo struct {
 	// Node is the running echo node; close it with Node.Close.
 	Node *node.Node
 
-	n              atomic.Pointer[node.Node] // Node, for the handler (it may run before Start returned)
 	echoed, failed atomic.Uint64
 	onError        func(error)
 	style          Style
@@ -89,22 +88,13 @@ func StartEcho(cfg node.Config, style Style, onError func(error)) (*Echo, error)
 		return nil, err
 	}
 	e.Node = n
-	e.n.Store(n)
 	return e, nil
 }
 
-// errNotStarted fails an echo that came before StartEcho returned (it
-// cannot: the node refuses connections until then).
-var errNotStarted = fmt.Errorf("%w: echo node not started yet", node.ErrShutdown)
-
-// serveOnLoop is the inline handler: zero copy, on the loop.
+// serveOnLoop is the inline handler: zero copy, on the loop. It reaches
+// the node through the message: it may run before StartEcho set e.Node.
 func (e *Echo) serveOnLoop(m *node.Message) {
-	n := e.n.Load()
-	if n == nil {
-		e.sentOnLoop(m, errNotStarted)
-		return
-	}
-	if err := n.SendOnLoop(m, e.sentFn); err != nil {
+	if err := m.Node().SendOnLoop(m, e.sentFn); err != nil {
 		e.sentOnLoop(m, err)
 	}
 }
@@ -117,12 +107,7 @@ func (e *Echo) sentOnLoop(m *node.Message, err error) {
 
 // serve is the worker pool's handler.
 func (e *Echo) serve(m *node.Message) {
-	n := e.n.Load()
-	if n == nil {
-		e.sent(m, errNotStarted)
-		return
-	}
-	if err := n.SendAsync(m, e.sentFn); err != nil {
+	if err := m.Node().SendAsync(m, e.sentFn); err != nil {
 		e.sent(m, err)
 	}
 }
