@@ -175,8 +175,8 @@ func (n *Node) request(ctx context.Context, m *Message) (*Message, <-chan struct
 		if err != nil {
 			n.waiters.fail(m.Identity, ch, err)
 		}
-	}); err != nil {
-		if ctx.Err() != nil {
+	}, nil); err != nil {
+		if cerr := ctx.Err(); cerr != nil && err == cerr { // waited for room in vain
 			return nil, nil, n.requestEnded(ctx, m, true)
 		}
 		return nil, nil, err

@@ -225,3 +225,38 @@ func TestSendWatchesItsContextWithoutAllocating(t *testing.T) {
 		}
 	}
 }
+
+// TestSendRetriedTheMomentItsWrittenSendFinishes: after Send gave up on a
+// written message, a retry spins on ErrInUse; the retry that gets m must
+// wait for its own result, not take the earlier send's.
+func TestSendRetriedTheMomentItsWrittenSendFinishes(t *testing.T) {
+	rx, held := holder(t)
+	tx := startNode(t, testConfig(false, nil))
+	m, _ := NewMessage(addr(rx), []byte("again"))
+	if err := tx.Send(shortCtx(t, 100*time.Millisecond), m); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("want DeadlineExceeded, got %v", err)
+	}
+	h := <-held
+	result := make(chan error, 1)
+	go func() {
+		for {
+			err := tx.Send(ctxT(t), m)
+			if !errors.Is(err, ErrInUse) {
+				result <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	_ = h.Release() // the first send finishes; the spinning retry takes m
+	h2 := <-held
+	select {
+	case err := <-result:
+		t.Fatalf("the retry returned %v before its message was released", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	_ = h2.Release()
+	if err := <-result; err != nil {
+		t.Fatal(err)
+	}
+}

@@ -152,12 +152,13 @@ func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
 // returns ErrInUse if m is still being sent, ErrShutdown after Close, and
 // ErrQueueFull when Config.MaxPending sends are pending.
 func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
-	return n.submit(nil, m, done)
+	return n.submit(nil, m, done, nil)
 }
 
-// submit hands m to the loop, to send it and call done. With ctx nil it
-// fails at the MaxPending bound, else it waits for room until ctx ends.
-func (n *Node) submit(ctx context.Context, m *Message, done func(*Message, error)) error {
+// submit hands m to the loop, to send it and call done, or put the result
+// on wait (Send's channel). With ctx nil it fails at the MaxPending bound,
+// else it waits for room until ctx ends.
+func (n *Node) submit(ctx context.Context, m *Message, done func(*Message, error), wait chan error) error {
 	if err := sendable(m); err != nil {
 		return err
 	}
@@ -172,7 +173,8 @@ func (n *Node) submit(ctx context.Context, m *Message, done func(*Message, error
 		m.inFlight.Store(false)
 		return err
 	}
-	m.done = done
+	// Set only now that m is ours: a send still in flight reads them.
+	m.done, m.waitCh = done, wait
 	n.post(inboxOp{m: m})
 	return nil
 }
@@ -192,8 +194,6 @@ func sendable(m *Message) error {
 // errChans are reusable result channels of Send: room for the result and
 // the answer to a withdrawal.
 var errChans = sync.Pool{New: func() any { return make(chan error, 2) }}
-
-func sendDone(m *Message, err error) { m.waitCh <- err }
 
 // SendOnLoop is SendAsync for code that already runs on the node's event
 // loop: ReceiveInline handlers and send completion callbacks. It skips the
@@ -233,8 +233,7 @@ func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
 // message: by then it is out, or it was never sent.
 func (n *Node) Send(ctx context.Context, m *Message) error {
 	ch := errChans.Get().(chan error)
-	m.waitCh = ch
-	if err := n.submit(ctx, m, sendDone); err != nil {
+	if err := n.submit(ctx, m, nil, ch); err != nil {
 		errChans.Put(ch)
 		return err
 	}

@@ -268,10 +268,14 @@ func (n *Node) finish(m *Message, err error) {
 	if err != nil {
 		err = fmt.Errorf("send to %s: %w", m.Addr, err)
 	}
-	done := m.done
-	m.done = nil
+	// Taken before m is free: a new send of m may set them at once.
+	done, wait := m.done, m.waitCh
+	m.done, m.waitCh = nil, nil
 	n.unpend()
 	m.inFlight.Store(false)
+	if wait != nil {
+		wait <- err // Send's channel, with room for it
+	}
 	if done != nil {
 		done(m, err)
 	}
