@@ -255,10 +255,9 @@ func (n *Node) Send(ctx context.Context, m *Message) error {
 // flight finish until ctx ends, then fails the rest with ErrShutdown,
 // closes every connection and waits for the node's goroutines. When it
 // failed sends, its error wraps ErrShutdown and ctx's cause and says how
-// many. Messages
-// held by the application need no release afterwards. Close must not be
-// called from the loop (inline handlers, completion callbacks): it waits
-// for the loop.
+// many. Messages held by the application need no release afterwards.
+// Close must not be called from the loop (inline handlers, completion
+// callbacks): it waits for the loop.
 func (n *Node) Close(ctx context.Context) error {
 	if !n.closed.CompareAndSwap(false, true) {
 		return ErrShutdown
