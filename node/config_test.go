@@ -32,6 +32,7 @@ func TestConfigRejectsEveryInvalidValueByName(t *testing.T) {
 		{"Workers", func(c *Config) { c.Workers = -1 }},
 		{"Handler", func(c *Config) { c.Receive = ReceiveInline }},
 		{"Receive", func(c *Config) { c.Receive = 7 }},
+		{"MaxPending", func(c *Config) { c.MaxPending = -1 }},
 	}
 	for _, tc := range cases {
 		cfg := base
@@ -54,7 +55,8 @@ func TestConfigDefaultsAndNormalisation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.port != 2998 || s.slots != 1 || s.timeout != 5*time.Second || s.reuse != 30*time.Second ||
-		s.connectTimeout != 10*time.Second || s.maxMsg != 100<<20 || s.backlog != 100 {
+		s.connectTimeout != 10*time.Second || s.maxMsg != 100<<20 || s.backlog != 100 ||
+		s.maxPending != DefaultMaxPending {
 		t.Fatalf("defaults: %+v", s)
 	}
 	// Synchronous forces one slot; asynchronous defaults to 16.
