@@ -18,6 +18,14 @@ func holder(t *testing.T) (*Node, chan *Message) {
 	return startNode(t, cfg), held
 }
 
+// patient is a synchronous sender whose sends to a holder do not time out
+// while a test takes its time, on a loaded machine too.
+func patient() Config {
+	cfg := testConfig(false, nil)
+	cfg.Timeout = 5 * time.Second
+	return cfg
+}
+
 func shortCtx(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -31,7 +39,7 @@ func shortCtx(t *testing.T, d time.Duration) context.Context {
 func TestSendWithdrawnWhenCtxEndsBeforeWrite(t *testing.T) {
 	t.Run("queued", func(t *testing.T) {
 		rx, held := holder(t)
-		tx := startNode(t, testConfig(false, nil))
+		tx := startNode(t, patient())
 		first, _ := NewMessage(addr(rx), []byte("first"))
 		p := tx.Go(first)
 		h := <-held // written, waiting for its ACK
@@ -97,7 +105,7 @@ func TestSendWithdrawnWhenCtxEndsBeforeWrite(t *testing.T) {
 // finished (here: the release's ACK).
 func TestSendWrittenGoesOnAfterCtxEnds(t *testing.T) {
 	rx, held := holder(t)
-	tx := startNode(t, testConfig(false, nil))
+	tx := startNode(t, patient())
 	m, _ := NewMessage(addr(rx), []byte("written"))
 	if err := tx.Send(shortCtx(t, 200*time.Millisecond), m); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want DeadlineExceeded, got %v", err)
@@ -231,7 +239,7 @@ func TestSendWatchesItsContextWithoutAllocating(t *testing.T) {
 // wait for its own result, not take the earlier send's.
 func TestSendRetriedTheMomentItsWrittenSendFinishes(t *testing.T) {
 	rx, held := holder(t)
-	tx := startNode(t, testConfig(false, nil))
+	tx := startNode(t, patient())
 	m, _ := NewMessage(addr(rx), []byte("again"))
 	if err := tx.Send(shortCtx(t, 100*time.Millisecond), m); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want DeadlineExceeded, got %v", err)

@@ -15,7 +15,7 @@ import (
 // Send through.
 func TestSendQueueBoundPushesBack(t *testing.T) {
 	rx, held := holder(t)
-	cfg := testConfig(false, nil)
+	cfg := patient()
 	cfg.MaxPending = 4
 	tx := startNode(t, cfg)
 	var ps []*Pending
@@ -95,6 +95,7 @@ func TestSendWaitingForRoomFailsOnClose(t *testing.T) {
 func TestMemoryStaysFlatWhenProducerOutrunsStalledRemote(t *testing.T) {
 	cfg := testConfig(true, nil)
 	cfg.MaxPending = 1000
+	cfg.Timeout = 30 * time.Second // no send fails, and frees its place, meanwhile
 	tx, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
