@@ -88,7 +88,9 @@
 // send is withdrawn: Send returns ctx's error and the message may be sent
 // again at once. A message already written cannot be called back: Send
 // returns ctx's error and the send goes on, bounded by the node's Timeout
-// (the message is in use, ErrInUse, until then).
+// (the message is in use, ErrInUse, until then). SendAsync and Go take no
+// context: their sends are bounded by the node's Timeout alone, and
+// Pending.Wait's context bounds only the wait.
 //
 // Config.Timeout is the node's own bound on each step (connect, write, the
 // ACK of a synchronous send), as in libchirp; its expiry wraps ErrTimeout,
