@@ -106,13 +106,15 @@ func TestMemoryStaysFlatWhenProducerOutrunsStalledRemote(t *testing.T) {
 	accepted, full := 0, 0
 	for i := 0; i < 100_000; i++ {
 		m, _ := NewMessage(dst, make([]byte, 1024))
-		switch err := tx.SendAsync(m, nil); {
-		case err == nil:
-			accepted++
-		case errors.Is(err, ErrQueueFull):
+		p := tx.Go(m)
+		select {
+		case <-p.Done():
+			if !errors.Is(p.Err(), ErrQueueFull) {
+				t.Fatal(p.Err())
+			}
 			full++
 		default:
-			t.Fatal(err)
+			accepted++
 		}
 	}
 	grown := int64(heap.InUse()) - int64(before)
