@@ -85,6 +85,22 @@ func TestSendWithdrawnWhenCtxEndsBeforeWrite(t *testing.T) {
 			t.Fatalf("withdrawn message still in use: %v", err)
 		}
 	})
+	t.Run("ended-before", func(t *testing.T) {
+		got := make(chan struct{}, 1)
+		rx := startNode(t, testConfig(true, HandlerFunc(func(*Message) { got <- struct{}{} })))
+		tx := startNode(t, testConfig(true, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		m, _ := NewMessage(addr(rx), []byte("too late"))
+		if err := tx.Send(ctx, m); err != context.Canceled {
+			t.Fatalf("want context.Canceled, got %v", err)
+		}
+		select {
+		case <-got:
+			t.Fatal("a send whose context had ended went out")
+		case <-time.After(100 * time.Millisecond):
+		}
+	})
 	t.Run("canceled", func(t *testing.T) {
 		tx := startNode(t, testConfig(false, nil))
 		dst, _ := acceptRaw(t, nil)

@@ -232,6 +232,9 @@ func (n *Node) SendOnLoop(m *Message, done func(*Message, error)) error {
 // within the node's Timeout. So ctx's deadline is the deadline of the
 // message: by then it is out, or it was never sent.
 func (n *Node) Send(ctx context.Context, m *Message) error {
+	if err := ctx.Err(); err != nil {
+		return err // ended already: nothing to send
+	}
 	ch := errChans.Get().(chan error)
 	if err := n.submit(ctx, m, nil, ch); err != nil {
 		errChans.Put(ch)
