@@ -1,0 +1,278 @@
+package netsim
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gochirp/chirp/node"
+)
+
+// Scenario 1: between hosts, nodes speak TLS by default; the wire carries
+// nothing but TLS records after the TCP handshake, and a node without
+// credentials is refused.
+func TestNetSimTLSByDefault(t *testing.T) {
+	n := New(t)
+	hosts := []*Host{n.NewHost(), n.NewHost(), n.NewHost()}
+	chain := chains(t, 2)
+	var cap streams
+	cap.m = map[flow]*stream{}
+	n.Sniff(cap.sniff)
+	as := agents(t, hosts)
+	as[1].Start(NodeSpec{Chain: chain[1], Timeout: 2 * time.Second})
+	as[0].Start(NodeSpec{Chain: chain[0], Timeout: 2 * time.Second})
+	res := as[0].Send(SendSpec{To: []string{as[1].Addr()}, Count: 20, Size: 512}, 60*time.Second)
+	if len(res.OK) != 20 {
+		t.Fatalf("TLS sends: %d of 20 succeeded: %v (%s)", len(res.OK), res.Errors, res.FirstError)
+	}
+	if miss := missing(res.OK, as[1].Received()); len(miss) > 0 {
+		t.Fatalf("%d acknowledged messages not received", len(miss))
+	}
+	n.Sniff(nil)
+	flows, err := cap.payloads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(flows) != 2 {
+		t.Fatalf("captured %d TCP directions, want 2 (one connection)", len(flows))
+	}
+	for f, b := range flows {
+		recs, err := tlsRecords(b)
+		if err != nil {
+			t.Errorf("%v:%d → %v:%d: %v", f.src, f.srcPort, f.dst, f.dstPort, err)
+		}
+		if len(b) < 20*512 && f.dstPort != f.srcPort && bytes.Contains(b, make([]byte, 512)) {
+			t.Errorf("plaintext payload on the wire")
+		}
+		t.Logf("%v:%d → %v:%d: %d bytes in %d TLS records", f.src, f.srcPort, f.dst, f.dstPort, len(b), recs)
+	}
+
+	// A node without credentials: the zero Config's security.
+	bare := as[2]
+	if err := bare.TryStart(NodeSpec{Timeout: 2 * time.Second}); err != nil {
+		// Until the zero Config starts (and refuses non-loopback peers),
+		// it fails here with a configuration error.
+		if !strings.Contains(err.Error(), node.ErrValue.Error()) || !strings.Contains(err.Error(), "CertChainPEM") {
+			t.Fatalf("node without credentials: %v, want a refusal naming CertChainPEM", err)
+		}
+		t.Logf("node without credentials does not start: %v", err)
+		return
+	}
+	res = bare.Send(SendSpec{To: []string{as[1].Addr()}, Count: 1}, 30*time.Second)
+	if res.Errors[node.ErrTLS.Error()] != 1 {
+		t.Errorf("send from a node without credentials: %v (%s), want ErrTLS", res.Errors, res.FirstError)
+	}
+	res = as[0].Send(SendSpec{To: []string{bare.Addr()}, Count: 1}, 30*time.Second)
+	if len(res.OK) != 0 {
+		t.Errorf("send to a node without credentials succeeded")
+	}
+}
+
+// tlsRecords checks that b is a sequence of whole TLS records and counts
+// them.
+func tlsRecords(b []byte) (int, error) {
+	n := 0
+	for len(b) > 0 {
+		if len(b) < 5 {
+			return n, fmt.Errorf("%d stray bytes after record %d", len(b), n)
+		}
+		typ, major, length := b[0], b[1], int(b[3])<<8|int(b[4])
+		if typ < 20 || typ > 23 || major != 3 || length > 16384+256 {
+			return n, fmt.Errorf("record %d: not TLS: % x", n, b[:5])
+		}
+		if len(b) < 5+length {
+			return n, fmt.Errorf("record %d: cut short", n)
+		}
+		b = b[5+length:]
+		n++
+	}
+	if n == 0 {
+		return 0, errors.New("nothing captured")
+	}
+	return n, nil
+}
+
+// Scenario 2: synchronous sends lose nothing under loss, delay and a
+// partition.
+func TestNetSimSyncNoLoss(t *testing.T) {
+	const timeout = 2 * time.Second
+	n := New(t)
+	hosts := []*Host{n.NewHost(), n.NewHost(), n.NewHost(), n.NewHost()}
+	chain := chains(t, 4)
+	as := agents(t, hosts)
+	recv := as[0].Start(NodeSpec{Chain: chain[0], Timeout: timeout})
+	for i, a := range as[1:] {
+		a.Start(NodeSpec{Chain: chain[i+1], Timeout: timeout})
+	}
+	n.NetemAll(Impair{Delay: 20 * time.Millisecond, Jitter: 5 * time.Millisecond, Loss: 0.05})
+
+	const partitionAt, partitionFor, load = 3 * time.Second, 3 * time.Second, 9 * time.Second
+	var results []<-chan SendResult
+	for _, a := range as[1:] {
+		results = append(results, a.SendAsync(SendSpec{To: []string{recv}, Duration: load, Size: 100}, load+time.Minute))
+	}
+	time.Sleep(partitionAt)
+	n.Partition(hosts[0], hosts[1:]...)
+	time.Sleep(partitionFor)
+	n.Heal()
+	healed := partitionAt + partitionFor
+
+	// A send that started with a connection takes at most the timeout; one
+	// that had to connect first adds the connect timeout (2×) and the
+	// reconnect debounce (≤ 0.55 s).
+	bound := 3*timeout + time.Second
+	var ok []string
+	for i, ch := range results {
+		r, got := <-ch
+		if !got {
+			t.Fatalf("sender %d failed", i+1)
+		}
+		failed := sum(r.Errors)
+		t.Logf("sender %d: %d sends, %d ok, errors %v, slowest %v, last failure at %v",
+			i+1, r.Sends, len(r.OK), r.Errors, r.Slowest.Round(time.Millisecond), r.LastFailure.Round(time.Millisecond))
+		if len(r.OK)+failed != r.Sends {
+			t.Errorf("sender %d: %d ok + %d failed != %d sends", i+1, len(r.OK), failed, r.Sends)
+		}
+		if r.Slowest > bound {
+			t.Errorf("sender %d: a send took %v, beyond %v", i+1, r.Slowest, bound)
+		}
+		for k := range r.Errors {
+			if k != node.ErrTimeout.Error() && k != node.ErrCannotConnect.Error() && k != node.ErrProtocol.Error() {
+				t.Errorf("sender %d: unexpected failure kind %q: %s", i+1, k, r.FirstError)
+			}
+		}
+		if failed == 0 {
+			t.Errorf("sender %d: no send failed across a %v partition", i+1, partitionFor)
+		}
+		if r.LastFailure > healed+bound {
+			t.Errorf("sender %d: a send failed %v after the heal", i+1, r.LastFailure-healed)
+		}
+		ok = append(ok, r.OK...)
+	}
+	// After the heal, sends go through again without a restart.
+	for i, a := range as[1:] {
+		r := a.Send(SendSpec{To: []string{recv}, Count: 10, Size: 100}, time.Minute)
+		if len(r.OK) != 10 {
+			t.Errorf("sender %d after the heal: %d of 10 ok: %v %s", i+1, len(r.OK), r.Errors, r.FirstError)
+		}
+		ok = append(ok, r.OK...)
+	}
+	got := as[0].Received()
+	if miss := missing(ok, got); len(miss) > 0 {
+		t.Errorf("%d of %d acknowledged sends never arrived, e.g. %s", len(miss), len(ok), miss[0])
+	}
+	t.Logf("%d acknowledged sends, %d messages received (duplicates allowed)", len(ok), len(got))
+}
+
+// Scenario 3: a peer whose link goes down silently (no FIN, no RST).
+func TestNetSimSilentPeer(t *testing.T) {
+	const timeout, reuse = time.Second, 3 * time.Second
+	n := New(t)
+	s, r := n.NewHost(), n.NewHost()
+	as := agents(t, []*Host{s, r})
+	dst := as[1].Start(NodeSpec{DisableTLS: true, Timeout: timeout, ReuseTime: reuse})
+	as[0].Start(NodeSpec{DisableTLS: true, Timeout: timeout, ReuseTime: reuse})
+	send := func(count int) SendResult {
+		return as[0].Send(SendSpec{To: []string{dst}, Count: count, Size: 64}, time.Minute)
+	}
+	if res := send(5); len(res.OK) != 5 {
+		t.Fatalf("before: %v %s", res.Errors, res.FirstError)
+	}
+
+	// Pending sends on the connection fail with ErrTimeout.
+	n.Link(r, false)
+	start := time.Now()
+	res := send(1)
+	took := time.Since(start)
+	if res.Errors[node.ErrTimeout.Error()] != 1 {
+		t.Fatalf("send to a vanished peer: %v %s, want ErrTimeout", res.Errors, res.FirstError)
+	}
+	if took > timeout+time.Second {
+		t.Errorf("send to a vanished peer failed after %v, timeout %v", took, timeout)
+	}
+	t.Logf("send to a vanished peer: %s after %v", res.FirstError, took.Round(time.Millisecond))
+	// Later ones cannot connect: they fail within the connect timeout.
+	res = send(2)
+	if res.Errors[node.ErrTimeout.Error()] != 2 || res.Slowest > 3*timeout+time.Second {
+		t.Errorf("sends while the peer is gone: %v, slowest %v: %s", res.Errors, res.Slowest, res.FirstError)
+	}
+
+	// It comes back: the sender reconnects.
+	n.Link(r, true)
+	if _, ok := eventually(10*time.Second, func() bool { return len(send(1).OK) == 1 }); !ok {
+		t.Fatal("no reconnect within 10s after the peer came back")
+	}
+	if res := send(5); len(res.OK) != 5 {
+		t.Fatalf("after the peer came back: %v %s", res.Errors, res.FirstError)
+	}
+
+	// How long a half-open connection lives: the link goes down while the
+	// connection is idle, nobody sends.
+	n.Link(r, false)
+	down := time.Now()
+	var sLife, rLife time.Duration
+	limit := 2*reuse + 5*time.Second
+	if _, ok := eventually(limit, func() bool {
+		if sLife == 0 && as[0].Stats().Connections == 0 {
+			sLife = time.Since(down)
+		}
+		if rLife == 0 && as[1].Stats().Connections == 0 {
+			rLife = time.Since(down)
+		}
+		return sLife > 0 && rLife > 0
+	}); !ok {
+		t.Errorf("half-open connections still open after %v: sender %d, peer %d", limit,
+			as[0].Stats().Connections, as[1].Stats().Connections)
+	}
+	t.Logf("half-open connection lived %v at the sender, %v at the vanished peer (Timeout %v, ReuseTime %v)",
+		sLife.Round(time.Millisecond), rLife.Round(time.Millisecond), timeout, reuse)
+	n.Link(r, true)
+	if _, ok := eventually(10*time.Second, func() bool { return len(send(1).OK) == 1 }); !ok {
+		t.Fatal("no reconnect after the half-open connection was dropped")
+	}
+}
+
+// Scenario 4: passes per second against the round-trip time.
+func TestNetSimRTT(t *testing.T) {
+	n := New(t)
+	c, e := n.NewHost(), n.NewHost()
+	client := c.StartAgent(t)
+	syncEcho, asyncEcho := e.StartAgent(t), e.StartAgent(t)
+	syncAddr := syncEcho.Start(NodeSpec{DisableTLS: true, Echo: true})
+	asyncAddr := asyncEcho.Start(NodeSpec{DisableTLS: true, Echo: true, Async: true})
+	tcpAddr := syncEcho.TCPEcho()
+	rtts := []time.Duration{time.Millisecond, 10 * time.Millisecond, 50 * time.Millisecond}
+	dur := 2 * time.Second
+	if testing.Short() {
+		dur = time.Second
+	}
+	var table bytes.Buffer
+	w := tabwriter.NewWriter(&table, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(w, "RTT set\tTCP RTT\tsync single/s\tfloor 0.9/(2·RTT)\tasync pooled16/s\tfloor 0.8·16/RTT\t")
+	for _, set := range rtts {
+		n.NetemAll(Impair{Delay: set / 2})
+		// The floors follow the round trip programs see, which the switch
+		// and both kernels lengthen (by some 100 µs, more on a busy machine).
+		rtt := max(set, client.TCPRTT(tcpAddr))
+		single := client.Bench(BenchSpec{Node: NodeSpec{DisableTLS: true}, To: syncAddr, InFlight: 1, Duration: dur, Size: 5})
+		pooled := client.Bench(BenchSpec{Node: NodeSpec{DisableTLS: true, Async: true}, To: asyncAddr, InFlight: 16, Duration: dur, Size: 5})
+		singleFloor := 0.9 / (2 * rtt.Seconds())
+		pooledFloor := 0.8 * 16 / rtt.Seconds()
+		fmt.Fprintf(w, "%v\t%v\t%.0f\t%.0f\t%.0f\t%.0f\t\n", set, rtt.Round(10*time.Microsecond), single.Rate(), singleFloor, pooled.Rate(), pooledFloor)
+		if single.FirstErr != "" || pooled.FirstErr != "" {
+			t.Errorf("RTT %v: failures: %s %s", rtt, single.FirstErr, pooled.FirstErr)
+		}
+		if single.Rate() < singleFloor {
+			t.Errorf("RTT %v: sync single %.0f/s, below %.0f/s", rtt, single.Rate(), singleFloor)
+		}
+		if pooled.Rate() < pooledFloor {
+			t.Errorf("RTT %v: async pooled16 %.0f/s, below %.0f/s", rtt, pooled.Rate(), pooledFloor)
+		}
+	}
+	w.Flush()
+	t.Logf("passes per second (plaintext, 5 B):\n%s", table.String())
+}
