@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -130,15 +131,16 @@ type request struct {
 // reply is one line from an agent.
 type reply struct {
 	ID       int
-	Err      string        `json:",omitempty"`
-	Port     int           `json:",omitempty"`
-	Send     *SendResult   `json:",omitempty"`
-	Received []string      `json:",omitempty"`
-	Stats    *node.Stats   `json:",omitempty"`
-	Count    int           `json:",omitempty"`
-	Heap     uint64        `json:",omitempty"`
-	Bench    *Outcome      `json:",omitempty"`
-	RTT      time.Duration `json:",omitempty"`
+	Err      string         `json:",omitempty"`
+	Port     int            `json:",omitempty"`
+	Send     *SendResult    `json:",omitempty"`
+	Received []string       `json:",omitempty"`
+	From     map[string]int `json:",omitempty"`
+	Stats    *node.Stats    `json:",omitempty"`
+	Count    int            `json:",omitempty"`
+	Heap     uint64         `json:",omitempty"`
+	Bench    *Outcome       `json:",omitempty"`
+	RTT      time.Duration  `json:",omitempty"`
 }
 
 // Outcome is perf.Outcome, with the error as text.
@@ -166,6 +168,7 @@ type agent struct {
 	tcpEcho *perf.TCPEcho
 
 	received []string
+	from     map[string]int // received messages by sender address
 	held     []*node.Message
 	hold     bool
 	wg       sync.WaitGroup
@@ -230,7 +233,7 @@ func (a *agent) do(req request) reply {
 	case "received":
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return reply{Received: append([]string(nil), a.received...)}
+		return reply{Received: append([]string(nil), a.received...), From: maps.Clone(a.from)}
 	case "stats":
 		s := a.n.Stats()
 		return reply{Stats: &s}
@@ -272,11 +275,13 @@ func (a *agent) start(spec NodeSpec) reply {
 		return reply{Port: e.Node.Port()}
 	}
 	a.hold = spec.Hold
+	a.from = map[string]int{}
 	cfg.ManualRelease = true
 	cfg.Handler = node.HandlerFunc(func(m *node.Message) {
 		a.mu.Lock()
 		defer a.mu.Unlock()
 		a.received = append(a.received, hex.EncodeToString(m.Identity[:]))
+		a.from[m.Addr.String()]++
 		if a.hold {
 			a.held = append(a.held, m)
 			return
@@ -571,6 +576,12 @@ func (a *Agent) Send(spec SendSpec, limit time.Duration) SendResult {
 func (a *Agent) Received() []string {
 	a.tb.Helper()
 	return a.must(request{Op: "received"}, 30*time.Second).Received
+}
+
+// ReceivedFrom counts the messages received by sender ("ip:port").
+func (a *Agent) ReceivedFrom() map[string]int {
+	a.tb.Helper()
+	return a.must(request{Op: "received"}, 30*time.Second).From
 }
 
 // Stats returns the node's counters.

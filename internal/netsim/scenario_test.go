@@ -276,3 +276,145 @@ func TestNetSimRTT(t *testing.T) {
 	w.Flush()
 	t.Logf("passes per second (plaintext, 5 B):\n%s", table.String())
 }
+
+// Scenario 5: a mesh of 12 hosts, everyone sending to everyone.
+func TestNetSimMesh(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the mesh runs for minutes; skipped with -short")
+	}
+	const hosts = 12
+	for _, v := range []struct {
+		name       string
+		async, tls bool
+	}{{"sync plaintext", false, false}, {"sync TLS", false, true}, {"async plaintext", true, false}, {"async TLS", true, true}} {
+		t.Run(strings.ReplaceAll(v.name, " ", "_"), func(t *testing.T) {
+			const timeout, reuse = 2 * time.Second, 6 * time.Second
+			n := New(t)
+			var hs []*Host
+			for range hosts {
+				hs = append(hs, n.NewHost())
+			}
+			var chain []string
+			if v.tls {
+				chain = chains(t, hosts)
+			}
+			as := agents(t, hs)
+			addrs := make([]string, hosts)
+			for i, a := range as {
+				spec := NodeSpec{Async: v.async, DisableTLS: !v.tls, Timeout: timeout, ReuseTime: reuse}
+				if v.tls {
+					spec.Chain = chain[i]
+				}
+				addrs[i] = a.Start(spec)
+			}
+			var loads []<-chan SendResult
+			for i, a := range as {
+				to := append(append([]string(nil), addrs[:i]...), addrs[i+1:]...)
+				// Synchronous sends pace themselves (one round trip each);
+				// asynchronous ones would only measure who gets the CPU.
+				spec := SendSpec{To: to, Duration: *meshFor, Size: 256}
+				if v.async {
+					spec.Pace = 5 * time.Millisecond
+				}
+				loads = append(loads, a.SendAsync(spec, *meshFor+time.Minute))
+			}
+			// At most two connections per pair: one dialed from each side.
+			maxConns := 0
+			for range 3 {
+				time.Sleep(*meshFor / 4)
+				for _, a := range as {
+					maxConns = max(maxConns, a.Stats().Connections)
+				}
+			}
+			var ok []string
+			for i, ch := range loads {
+				r, got := <-ch
+				if !got {
+					t.Fatalf("host %d: load failed", i+1)
+				}
+				if sum(r.Errors) > 0 {
+					t.Errorf("host %d: %d of %d sends failed: %v: %s", i+1, sum(r.Errors), r.Sends, r.Errors, r.FirstError)
+				}
+				ok = append(ok, r.OK...)
+			}
+			for _, a := range as {
+				maxConns = max(maxConns, a.Stats().Connections)
+			}
+			// Asynchronous successes may still be on their way.
+			var miss []string
+			eventually(10*time.Second, func() bool {
+				var received []string
+				for _, a := range as {
+					received = append(received, a.Received()...)
+				}
+				miss = missing(ok, received)
+				return len(miss) == 0
+			})
+			if len(miss) > 0 {
+				t.Errorf("%d of %d successful sends never arrived", len(miss), len(ok))
+			}
+			// Fair progress, counted where messages arrive.
+			var rates []float64
+			minRate, minPair := -1.0, ""
+			for _, a := range as {
+				from := a.ReceivedFrom()
+				for _, src := range addrs {
+					if src == a.Addr() {
+						continue
+					}
+					rate := float64(from[src]) / meshFor.Seconds()
+					rates = append(rates, rate)
+					if minRate < 0 || rate < minRate {
+						minRate, minPair = rate, fmt.Sprintf("%s → %s", src, a.Addr())
+					}
+				}
+			}
+			med := median(rates)
+			t.Logf("%d pairs: median %.0f/s, slowest %s at %.0f/s; at most %d connections on a node; %d sends",
+				len(rates), med, minPair, minRate, maxConns, len(ok))
+			if minRate < 0.5*med {
+				t.Errorf("unfair: %s at %.0f/s, below half the median %.0f/s; rates by receiver (rows) and sender:\n%s",
+					minPair, minRate, med, matrix(rates, hosts))
+			}
+			if maxConns > 2*(hosts-1) {
+				t.Errorf("a node had %d connections, more than two per peer (%d)", maxConns, 2*(hosts-1))
+			}
+			// Idle: every connection is closed by the garbage collection.
+			idle := time.Now()
+			limit := 2*reuse + timeout
+			if _, ok := eventually(limit+5*time.Second, func() bool {
+				for _, a := range as {
+					if a.Stats().Connections > 0 {
+						return false
+					}
+				}
+				return true
+			}); !ok {
+				t.Errorf("connections still open %v after the load", time.Since(idle))
+			}
+			took := time.Since(idle)
+			t.Logf("idle connections gone after %v (ReuseTime %v, Timeout %v)", took.Round(100*time.Millisecond), reuse, timeout)
+			if took > limit {
+				t.Errorf("idle connections lived %v, beyond %v", took, limit)
+			}
+		})
+	}
+}
+
+// matrix prints the pair rates of a mesh, a row per receiver.
+func matrix(rates []float64, hosts int) string {
+	var b strings.Builder
+	k := 0
+	for i := range hosts {
+		for j := range hosts {
+			if i == j {
+				b.WriteString("     -")
+				continue
+			}
+			fmt.Fprintf(&b, "%6.0f", rates[k])
+			k++
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
