@@ -402,7 +402,7 @@ func (a *agent) bench(spec BenchSpec) (Outcome, error) {
 // addr: the round trip the network gives a program, the switch's and both
 // kernels' costs included.
 func tcpRTT(addr string) (time.Duration, error) {
-	c, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
 		return 0, err
 	}

@@ -418,3 +418,66 @@ func matrix(rates []float64, hosts int) string {
 	}
 	return b.String()
 }
+
+// Scenario 6: a 100 Mbit/s link, 64 KiB messages and a receiver that
+// holds its slots: the sender's memory stays bounded, the receiver stops
+// reading, and everything arrives once it lets go.
+func TestNetSimBandwidth(t *testing.T) {
+	const (
+		size    = 64 << 10
+		lanes   = 8
+		holdFor = 4 * time.Second
+		load    = 7 * time.Second
+	)
+	n := New(t)
+	s, r := n.NewHost(), n.NewHost()
+	n.Netem(s, Impair{Rate: 100e6})
+	n.Netem(r, Impair{Rate: 100e6})
+	as := agents(t, []*Host{s, r})
+	// The timeout outlasts the hold: sends wait rather than fail.
+	dst := as[1].Start(NodeSpec{DisableTLS: true, Async: true, Timeout: 20 * time.Second, Hold: true})
+	as[0].Start(NodeSpec{DisableTLS: true, Async: true, Timeout: 20 * time.Second})
+	base := as[0].Heap()
+	start := time.Now()
+	res := as[0].SendAsync(SendSpec{To: []string{dst}, Lanes: lanes, Duration: load, Size: size}, load+time.Minute)
+
+	time.Sleep(holdFor / 2)
+	mid := as[1].Stats()
+	heapMid := as[0].Heap()
+	time.Sleep(holdFor - time.Since(start))
+	late := as[1].Stats()
+	heapLate := as[0].Heap()
+	t.Logf("held: receiver %d messages in, %d slots in use, %d paused; sender heap %d KiB → %d KiB → %d KiB",
+		late.MessagesIn, late.SlotsInUse, late.PausedConnections, base>>10, heapMid>>10, heapLate>>10)
+	if late.MessagesIn != mid.MessagesIn || late.MessagesIn > uint64(node.DefaultAsyncSlots) {
+		t.Errorf("read pause leaks: %d then %d messages in while holding %d slots", mid.MessagesIn, late.MessagesIn, node.DefaultAsyncSlots)
+	}
+	if late.PausedConnections != 1 {
+		t.Errorf("%d paused connections while the receiver holds every slot, want 1", late.PausedConnections)
+	}
+	// The sender keeps at most the lanes' messages and one write buffer.
+	const bound = 16 << 20
+	if heapLate > base+bound {
+		t.Errorf("sender heap grew from %d KiB to %d KiB while the receiver held", base>>10, heapLate>>10)
+	}
+
+	held := as[1].Release()
+	out, ok := <-res
+	if !ok {
+		t.Fatal("load failed")
+	}
+	if sum(out.Errors) > 0 {
+		t.Errorf("%d of %d sends failed: %v: %s", sum(out.Errors), out.Sends, out.Errors, out.FirstError)
+	}
+	var miss []string
+	took, _ := eventually(30*time.Second, func() bool {
+		miss = missing(out.OK, as[1].Received())
+		return len(miss) == 0
+	})
+	if len(miss) > 0 {
+		t.Errorf("%d of %d sent messages never arrived", len(miss), len(out.OK))
+	}
+	mbit := float64(len(out.OK)) * size * 8 / (load - holdFor).Seconds() / 1e6
+	t.Logf("released %d held; %d messages of 64 KiB sent, all received %v after the load (about %.0f Mbit/s after the release)",
+		held, len(out.OK), took.Round(time.Millisecond), mbit)
+}
