@@ -294,3 +294,47 @@ func TestForgottenReleaseIsLoggedOnce(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestPeerCloseIsDebug: a peer closing its connection in order is
+// ordinary: logged at Debug, naming the peer and the cause once.
+func TestPeerCloseIsDebug(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, string(p))
+		return len(p), nil
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := testConfig(false, nil)
+	cfg.Logger = log
+	rx := startNode(t, cfg)
+	tx, err := Start(testConfig(false, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := NewMessage(addr(rx), []byte("bye"))
+	if err := tx.Send(ctxT(t), m); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	closed := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var c []string
+		for _, l := range lines {
+			if strings.Contains(l, "connection closed") {
+				c = append(c, l)
+			}
+		}
+		return c
+	}
+	eventually(t, 5*time.Second, "the close is logged", func() bool { return len(closed()) > 0 })
+	for _, l := range closed() {
+		if !strings.Contains(l, "level=DEBUG") || strings.Count(l, "closed the connection") > 1 {
+			t.Errorf("peer's close logged as %q", l)
+		}
+	}
+}

@@ -362,7 +362,11 @@ func (n *Node) connClosed(c *conn, err error) {
 		// Closed during the TLS handshake: the peer refused it.
 		reason = fmt.Errorf("%w: handshake with %s did not complete: %w", ErrTLS, c.rc.RemoteAddr(), reason)
 	}
-	if errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrTooLarge) {
+	switch {
+	case errors.Is(err, reactor.ErrPeerClosed) && !errors.Is(reason, ErrTLS):
+		// A peer closing its connection is ordinary (STYLE.md).
+		n.log.Debug("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
+	case errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrTooLarge):
 		n.log.Info("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
 	}
 	lost := false
@@ -398,7 +402,7 @@ func closeReason(c *conn, err error) error {
 	case errors.Is(err, reactor.ErrClosed):
 		return fmt.Errorf("%w: connection to %s: %v", ErrShutdown, peer, err)
 	case errors.Is(err, reactor.ErrPeerClosed):
-		return fmt.Errorf("%w: %s closed the connection: %v", ErrProtocol, peer, err)
+		return fmt.Errorf("%w: %s: %v", ErrProtocol, peer, err) // err says it closed
 	}
 	return fmt.Errorf("%w: connection to %s: %v", ErrProtocol, peer, err)
 }
