@@ -238,6 +238,9 @@ func TestNetSimSilentPeer(t *testing.T) {
 
 // Scenario 4: passes per second against the round-trip time.
 func TestNetSimRTT(t *testing.T) {
+	if raceEnabled {
+		t.Skip("throughput floors need a build without the race detector (.ci/run runs this test without -race)")
+	}
 	n := New(t)
 	c, e := n.NewHost(), n.NewHost()
 	client := c.StartAgent(t)
