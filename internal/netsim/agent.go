@@ -190,11 +190,19 @@ func (a *agent) serve(in io.Reader) int {
 			fmt.Fprintln(os.Stderr, "agent:", err)
 			return 2
 		}
-		if req.Op == "close" {
+		switch req.Op {
+		case "close":
 			a.wg.Wait()
 			a.close()
 			a.reply(reply{ID: req.ID})
 			return 0
+		case "start", "tcpecho":
+			// Before any other request's goroutine starts: they use what
+			// these set up.
+			r := a.do(req)
+			r.ID = req.ID
+			a.reply(r)
+			continue
 		}
 		a.wg.Add(1)
 		go func() {
@@ -465,13 +473,17 @@ func (h *Host) StartAgent(tb testing.TB) *Agent {
 	tb.Cleanup(func() {
 		// Closing stdin makes the agent close its node and exit.
 		_ = in.Close()
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
 		select {
-		case <-exited:
+		case err := <-exited:
+			if err != nil { // a race report, a panic
+				tb.Errorf("agent on %s: %v", h.Addr, err)
+			}
 		case <-time.After(15 * time.Second):
 			_ = cmd.Process.Kill()
 			<-exited
+			tb.Errorf("agent on %s did not end within 15 s; killed", h.Addr)
 		}
 		if tb.Failed() {
 			tb.Logf("agent on %s:\n%s", h.Addr, a.stderr.String())

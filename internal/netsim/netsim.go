@@ -96,8 +96,8 @@ var seq struct {
 
 // Available reports why the test bed cannot run here, or nil.
 func Available() error {
-	if os.Geteuid() != 0 {
-		return errors.New("needs root (CAP_NET_ADMIN) for network namespaces")
+	if !hasCaps() {
+		return errors.New("needs root (CAP_NET_ADMIN and CAP_SYS_ADMIN) for network namespaces")
 	}
 	if _, err := os.Stat("/dev/net/tun"); err != nil {
 		return fmt.Errorf("needs /dev/net/tun: %w", err)
@@ -123,6 +123,23 @@ func New(tb testing.TB) *Net {
 	n := &Net{tb: tb, id: id, cut: map[[2]int]bool{}}
 	tb.Cleanup(n.close)
 	return n
+}
+
+// hasCaps reports whether this process has CAP_NET_ADMIN and
+// CAP_SYS_ADMIN (root in a container may lack them).
+func hasCaps() bool {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if hex, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(hex), 16, 64)
+			const want = 1<<unix.CAP_NET_ADMIN | 1<<unix.CAP_SYS_ADMIN
+			return err == nil && caps&want == want
+		}
+	}
+	return false
 }
 
 // sweep deletes the namespaces left by processes that no longer run.
