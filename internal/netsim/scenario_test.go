@@ -201,6 +201,16 @@ func TestNetSimSilentPeer(t *testing.T) {
 		t.Errorf("sends while the peer is gone: %v, slowest %v: %s", res.Errors, res.Slowest, res.FirstError)
 	}
 
+	// Several sends pending at once: the one awaiting its ACK fails after
+	// the timeout; the queued ones each cost a connect attempt (libchirp's
+	// rule, PROTOCOL.md §2.7), so the last fails after about
+	// Timeout + 3 × (connect timeout + debounce).
+	res = as[0].Send(SendSpec{To: []string{dst}, Lanes: 4, Count: 1, Size: 64}, time.Minute)
+	t.Logf("4 sends pending on a vanished peer: %v, the last failed after %v", res.Errors, res.Slowest.Round(time.Millisecond))
+	if res.Errors[node.ErrTimeout.Error()] != 4 || res.Slowest > timeout+3*(2*timeout+time.Second)+time.Second {
+		t.Errorf("4 pending sends to a vanished peer: %v, slowest %v: %s", res.Errors, res.Slowest, res.FirstError)
+	}
+
 	// It comes back: the sender reconnects.
 	n.Link(r, true)
 	if _, ok := eventually(10*time.Second, func() bool { return len(send(1).OK) == 1 }); !ok {
