@@ -57,6 +57,12 @@ func agents(t *testing.T, hosts []*Host) []*Agent {
 	for i, h := range hosts {
 		as[i] = h.StartAgent(t)
 	}
+	// All end at once (each agent's own cleanup then only waits).
+	t.Cleanup(func() {
+		for _, a := range as {
+			_ = a.in.Close()
+		}
+	})
 	return as
 }
 

@@ -302,6 +302,7 @@ func TestNetSimMesh(t *testing.T) {
 	}{{"sync plaintext", false, false}, {"sync TLS", false, true}, {"async plaintext", true, false}, {"async TLS", true, true}} {
 		t.Run(strings.ReplaceAll(v.name, " ", "_"), func(t *testing.T) {
 			const timeout, reuse = 2 * time.Second, 6 * time.Second
+			begin := time.Now()
 			n := New(t)
 			var hs []*Host
 			for range hosts {
@@ -320,6 +321,7 @@ func TestNetSimMesh(t *testing.T) {
 				}
 				addrs[i] = a.Start(spec)
 			}
+			t.Logf("12 hosts and nodes set up in %v", time.Since(begin).Round(100*time.Millisecond))
 			var loads []<-chan SendResult
 			for i, a := range as {
 				to := append(append([]string(nil), addrs[:i]...), addrs[i+1:]...)
