@@ -101,9 +101,6 @@ type SendResult struct {
 	Sends int
 	// Slowest is the longest time one send took.
 	Slowest time.Duration
-	// FailedBefore is, per error kind, the latest start of a failed send,
-	// relative to the load's start.
-	FailedBefore map[string]time.Duration
 	// LastFailure is when the last failed send started, from the load's
 	// start (0: none failed).
 	LastFailure time.Duration
@@ -328,7 +325,7 @@ func kind(err error) string {
 }
 
 func (a *agent) send(spec SendSpec) SendResult {
-	res := SendResult{PerTarget: map[string]int{}, Errors: map[string]int{}, FailedBefore: map[string]time.Duration{}}
+	res := SendResult{PerTarget: map[string]int{}, Errors: map[string]int{}}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -362,7 +359,6 @@ func (a *agent) send(spec SendSpec) SendResult {
 					} else {
 						k := kind(err)
 						res.Errors[k]++
-						res.FailedBefore[k] = t0.Sub(start)
 						res.LastFailure = t0.Sub(start)
 						if res.FirstError == "" {
 							res.FirstError = err.Error()

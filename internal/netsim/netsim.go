@@ -399,15 +399,14 @@ func (h *Host) deliver(frame []byte) {
 // link is the queue of one host's link: frames wait there for their delay
 // and for the rate limit.
 type link struct {
-	mu       sync.Mutex
-	im       Impair
-	free     time.Time // when the rate-limited wire is free again
-	last     time.Time // due time of the last delayed frame (order)
-	q        []queued  // ordered by due
-	wake     chan struct{}
-	stop     chan struct{}
-	rnd      *rand.Rand
-	rndState *rand.PCG
+	mu   sync.Mutex
+	im   Impair
+	free time.Time // when the rate-limited wire is free again
+	last time.Time // due time of the last delayed frame (order)
+	q    []queued  // ordered by due
+	wake chan struct{}
+	stop chan struct{}
+	rnd  *rand.Rand
 }
 
 type queued struct {
@@ -528,9 +527,6 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 	h.net.mu.Unlock()
 	return cmd
 }
-
-// IP runs the ip command args in h's namespace ("addr", "show").
-func (h *Host) IP(args ...string) error { return ip(append([]string{"-n", h.Name}, args...)...) }
 
 func (h *Host) stopProcs() {
 	h.net.mu.Lock()
