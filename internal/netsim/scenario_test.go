@@ -273,11 +273,12 @@ func TestNetSimRTT(t *testing.T) {
 		rtt := max(set, client.TCPRTT(tcpAddr))
 		singleFloor := 0.9 / (2 * rtt.Seconds())
 		pooledFloor := 0.8 * 16 / rtt.Seconds()
-		// The best of up to three runs: on a shared machine a run can lose
-		// a tenth to other processes; a shortfall of the library stays.
+		// The best of up to five runs: on a shared machine a run can lose
+		// a tenth to other processes (at 1 ms the margin is some 10 %); a
+		// shortfall of the library stays.
 		best := func(spec BenchSpec, floor float64) Outcome {
 			var top Outcome
-			for range 3 {
+			for range 5 {
 				o := client.Bench(spec)
 				if o.FirstErr != "" {
 					t.Errorf("RTT %v: %s", set, o.FirstErr)
