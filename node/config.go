@@ -28,7 +28,8 @@ const AnyPort = -1
 
 // Config holds a node's settings. The zero value is libchirp's default
 // configuration: port 2998 on all IPv4 and IPv6 addresses, synchronous,
-// 5 s timeout, 30 s reuse time, encryption on.
+// 5 s timeout, 30 s reuse time, encryption on. Without CertChainPEM such a
+// node talks only to peers at 127.0.0.1 and ::1 (see DisableEncryption).
 type Config struct {
 	// Port to listen on: 1025..65535, 0 for DefaultPort, or AnyPort.
 	Port int
@@ -64,19 +65,23 @@ type Config struct {
 	// BufferSize is libchirp's per-connection read buffer size: 0 or ≥1024.
 	// Accepted for compatibility; the loop reads in 64 KiB chunks.
 	BufferSize int
-	// DisableEncryption turns TLS off for all peers. With encryption on,
-	// only peers at exactly 127.0.0.1 and ::1 talk plaintext.
+	// DisableEncryption turns TLS off for all peers: everything goes out
+	// in plaintext. With encryption on (the default), only peers at exactly
+	// 127.0.0.1 and ::1 talk plaintext; all others need TLS, so a node
+	// without CertChainPEM refuses them, in both directions, with ErrTLS.
+	// libchirp instead refuses to start without credentials.
 	DisableEncryption bool
 	// AlwaysEncrypt encrypts loopback connections too (libchirp's
-	// ch_chirp_set_always_encrypt), for tests and benchmarks. No effect
-	// with DisableEncryption.
+	// ch_chirp_set_always_encrypt), for tests and benchmarks. It needs
+	// CertChainPEM; no effect with DisableEncryption.
 	AlwaysEncrypt bool
 	// CertChainPEM is the file holding the private key, the node's
 	// certificate and the CA certificate (libchirp's combined format, see
-	// `chirp certs`); required unless DisableEncryption. Every certificate
-	// in it is trusted; host names are not checked. DHParamsPEM is accepted
-	// for libchirp compatibility and unused: Go speaks TLS 1.3 (and 1.2
-	// with ECDHE), never finite-field DH.
+	// `chirp certs`); without it (and with encryption on) the node talks
+	// to loopback peers only. Every certificate in it is trusted; host
+	// names are not checked. DHParamsPEM is accepted for libchirp
+	// compatibility and unused: Go speaks TLS 1.3 (and 1.2 with ECDHE),
+	// never finite-field DH.
 	CertChainPEM, DHParamsPEM string
 	// Receive chooses how received messages reach the application:
 	// ReceiveWorkers (the default) runs Handler on Workers goroutines,
@@ -186,8 +191,9 @@ func (c Config) settings() (settings, error) {
 	if c.BufferSize != 0 && c.BufferSize < 1024 {
 		return s, valueErr("BufferSize", c.BufferSize, "must be 0 or at least 1024")
 	}
-	if !c.DisableEncryption && c.CertChainPEM == "" {
-		return s, valueErr("CertChainPEM", `""`, "required unless DisableEncryption is set")
+	if c.AlwaysEncrypt && !c.DisableEncryption && c.CertChainPEM == "" {
+		// Every peer would be refused: a node that talks to nobody.
+		return s, valueErr("AlwaysEncrypt", true, "needs CertChainPEM")
 	}
 	s.workers = c.Workers
 	if s.workers == 0 {

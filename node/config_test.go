@@ -28,7 +28,7 @@ func TestConfigRejectsEveryInvalidValueByName(t *testing.T) {
 		{"ReuseTime", func(c *Config) { c.ReuseTime = 3601 * time.Second }},
 		{"Backlog", func(c *Config) { c.Backlog = 128 }},
 		{"BufferSize", func(c *Config) { c.BufferSize = 1023 }},
-		{"CertChainPEM", func(c *Config) { c.DisableEncryption = false }},
+		{"AlwaysEncrypt", func(c *Config) { c.DisableEncryption, c.AlwaysEncrypt = false, true }},
 		{"Workers", func(c *Config) { c.Workers = -1 }},
 		{"Handler", func(c *Config) { c.Receive = ReceiveInline }},
 		{"Receive", func(c *Config) { c.Receive = 7 }},

@@ -1,8 +1,11 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/netip"
 	"time"
 
@@ -23,6 +26,7 @@ type conn struct {
 
 	ready   bool // the peer's handshake arrived
 	closed  bool
+	heard   bool // bytes arrived from the peer
 	peerID  codec.Identity
 	port    uint16 // the port the peer announced
 	remote  *remote
@@ -33,6 +37,9 @@ type conn struct {
 	plainFn func([]byte)     // readPlain bound to c
 	plain   []byte           // decrypted bytes waiting for a slot
 	tlsUp   bool             // the TLS handshake succeeded
+	// peerGone: the peer closed during the TLS handshake; the cleanup
+	// waits for tlsDone, which knows why.
+	peerGone bool
 
 	held         [slots.MaxSlots]*Message // delivered messages by slot index, until released
 	writing      []*Message               // asynchronous messages not fully in the kernel yet
@@ -69,8 +76,33 @@ func (n *Node) accepted(rc *reactor.Conn) {
 		rc.Close(fmt.Errorf("%w: node closing", ErrShutdown))
 		return
 	}
+	if n.needsTLS(rc.RemoteAddr().Addr()) && n.tlsServer == nil {
+		// Not even our handshake goes out: nothing leaves the machine in
+		// plaintext unless the user turned encryption off.
+		n.log.Warn("chirp: refused a peer", "peer", rc.RemoteAddr(), "err", errNoCredentials)
+		rc.Close(errNoCredentials)
+		return
+	}
 	n.openConn(&conn{n: n}, rc)
 }
+
+// errNoCredentials refuses a peer that needs TLS on a node without
+// credentials, in both directions.
+var errNoCredentials = fmt.Errorf("%w: peer needs TLS and this node has no credentials: set Config.CertChainPEM, or DisableEncryption", ErrTLS)
+
+// Words for a plaintext/TLS mismatch: neither side can negotiate it, so
+// each says what it saw.
+var (
+	errPeerPlaintext = fmt.Errorf("%w: peer speaks plaintext, not TLS: encryption is on at one end only", ErrTLS)
+	errPeerTLS       = fmt.Errorf("%w: peer speaks TLS, not plaintext: encryption is on at one end only", ErrTLS)
+	// A TLS server says nothing before the client's ClientHello and hangs
+	// up on a plaintext handshake: the dialer sees only the close.
+	errClosedBeforeHandshake = fmt.Errorf("%w: peer closed the connection without a handshake; it may expect TLS (encryption on at one end only)", ErrCannotConnect)
+	// A peer that refuses a certificate says so in an alert, but one that
+	// closes first (it has no credentials), or whose alert is still
+	// unread when its close arrives, leaves only the close.
+	errClosedDuringTLSHandshake = fmt.Errorf("%w: peer closed the connection during the TLS handshake; it may not trust our certificate, or have none", ErrTLS)
+)
 
 // openConn sets up a connected socket and sends our handshake at once, in
 // one write, without waiting for the peer's. An encrypted connection runs
@@ -101,7 +133,7 @@ func (n *Node) sendHandshake(c *conn) {
 	b := codec.Handshake{Port: n.pubPort, Identity: n.identity}.Append(hs[:0])
 	bufs := [1][]byte{b}
 	if err := c.write(bufs[:]); err != nil { // one write: one TLS record
-		n.closeConn(c, fmt.Errorf("%w: handshake to %s: %v", ErrWrite, c.rc.RemoteAddr(), err))
+		n.closeConn(c, fmt.Errorf("%w: sending the handshake: %v", ErrWrite, err))
 	}
 }
 
@@ -109,9 +141,18 @@ func (n *Node) tlsDone(c *conn, err error) {
 	if c.closed {
 		return
 	}
+	if c.peerGone {
+		switch {
+		case err == nil, errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			err = errClosedDuringTLSHandshake
+		default:
+			err = tlsError(err)
+		}
+		n.connClosed(c, err)
+		return
+	}
 	if err != nil {
-		n.log.Warn("chirp: TLS handshake failed", "peer", c.rc.RemoteAddr(), "err", err)
-		n.closeConn(c, fmt.Errorf("%w: %s: %v", ErrTLS, c.rc.RemoteAddr(), err))
+		n.closeConn(c, tlsError(err))
 		return
 	}
 	c.tlsUp = true
@@ -133,14 +174,33 @@ func (n *Node) read(c *conn, data []byte) int {
 	if n.cork() {
 		defer n.uncork()
 	}
+	first := !c.heard
+	c.heard = true
 	if c.tls == nil {
+		if first {
+			switch tls, more := tlsconn.IsClientHello(data); {
+			case tls:
+				n.closeConn(c, errPeerTLS)
+				return len(data)
+			case more: // too few bytes to tell; they are offered again
+				c.heard = false
+				return 0
+			}
+		}
 		return n.decode(c, data)
 	}
 	if err := c.tls.Feed(data, c.plainFn); err != nil && !c.closed {
-		n.log.Warn("chirp: TLS record failed", "peer", c.rc.RemoteAddr(), "err", err)
-		n.closeConn(c, fmt.Errorf("%w: %s: %v", ErrTLS, c.rc.RemoteAddr(), err))
+		n.closeConn(c, tlsError(err))
 	}
 	return len(data)
+}
+
+// tlsError is the node's error for a failed TLS session.
+func tlsError(err error) error {
+	if errors.Is(err, tlsconn.ErrNotTLS) {
+		return errPeerPlaintext
+	}
+	return fmt.Errorf("%w: %v", ErrTLS, err)
 }
 
 // readPlain decodes decrypted bytes, keeping what it cannot take yet.
@@ -166,12 +226,14 @@ func (n *Node) decode(c *conn, data []byte) int {
 		off += k
 		if err != nil {
 			n.stats.protoErr.Add(1)
-			kind := ErrProtocol
 			if errors.Is(err, codec.ErrTooLarge) {
-				kind = ErrTooLarge
+				h := c.dec.Header()
+				err = fmt.Errorf("%w: peer sent %d bytes (header and data), MaxMessageSize is %d",
+					ErrTooLarge, uint64(h.HeaderLen)+uint64(h.DataLen), n.s.maxMsg)
+			} else {
+				err = fmt.Errorf("%w: %v", ErrProtocol, err)
 			}
-			n.log.Warn("chirp: closing connection", "peer", c.rc.RemoteAddr(), "err", err)
-			n.closeConn(c, fmt.Errorf("%w: from %s: %v", kind, c.rc.RemoteAddr(), err))
+			n.closeConn(c, err)
 			return len(data)
 		}
 		switch ev {
@@ -336,6 +398,15 @@ func (n *Node) connClosed(c *conn, err error) {
 	if c.closed {
 		return
 	}
+	if c.tls != nil && !c.tlsUp && !c.peerGone && errors.Is(err, reactor.ErrPeerClosed) && c.tls.PeerClosed() {
+		// The handshake goroutine may not have read all the peer sent
+		// before it closed: an alert that says why, or the plaintext that
+		// shows it speaks no TLS. tlsDone follows soon (the stream has
+		// ended; the handshake timeout bounds it) and calls back with
+		// that reason.
+		c.peerGone = true
+		return
+	}
 	c.closed = true
 	delete(n.conns, c)
 	delete(n.old, c)
@@ -357,18 +428,15 @@ func (n *Node) connClosed(c *conn, err error) {
 		_, _ = c.pool.Release(c.slot)
 		c.slot = nil
 	}
-	reason := closeReason(c, err)
-	if c.tls != nil && !c.tlsUp && !errors.Is(reason, ErrTLS) && !errors.Is(reason, ErrShutdown) {
-		// Closed during the TLS handshake: the peer refused it.
-		reason = fmt.Errorf("%w: handshake with %s did not complete: %w", ErrTLS, c.rc.RemoteAddr(), reason)
-	}
+	reason := closeReason(err)
 	switch {
-	case errors.Is(err, reactor.ErrPeerClosed) && !errors.Is(reason, ErrTLS):
-		// A peer closing its connection is ordinary (STYLE.md).
-		n.log.Debug("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
-	case errors.Is(reason, ErrProtocol) || errors.Is(reason, ErrTooLarge):
-		n.log.Info("chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
+	case !errors.Is(reason, ErrConnLost):
+	case c.tls != nil && !c.tlsUp:
+		reason = errClosedDuringTLSHandshake
+	case c.tls == nil && !c.heard && c.dialFor != nil:
+		reason = errClosedBeforeHandshake
 	}
+	n.logClose(c, reason)
 	lost := false
 	for _, rem := range c.remotes() {
 		if rem.conn == c {
@@ -390,19 +458,33 @@ func (n *Node) connClosed(c *conn, err error) {
 	}
 }
 
-// closeReason maps the reactor's close cause to a node error.
-func closeReason(c *conn, err error) error {
-	for _, s := range []error{ErrTimeout, ErrCannotConnect, ErrWrite, ErrProtocol, ErrTLS, ErrShutdown, ErrTooLarge} {
+// closeReason maps the reactor's close cause to a node error. The peer is
+// not named: the send an error finishes names it, and so does the log.
+func closeReason(err error) error {
+	for _, s := range []error{ErrTimeout, ErrCannotConnect, ErrWrite, ErrProtocol, ErrTLS, ErrShutdown, ErrTooLarge, ErrConnLost} {
 		if errors.Is(err, s) {
 			return err
 		}
 	}
-	peer := c.rc.RemoteAddr()
 	switch {
 	case errors.Is(err, reactor.ErrClosed):
-		return fmt.Errorf("%w: connection to %s: %v", ErrShutdown, peer, err)
+		return fmt.Errorf("%w: %v", ErrShutdown, err)
 	case errors.Is(err, reactor.ErrPeerClosed):
-		return fmt.Errorf("%w: %s: %v", ErrProtocol, peer, err) // err says it closed
+		return fmt.Errorf("%w: %v", ErrConnLost, err)
 	}
-	return fmt.Errorf("%w: connection to %s: %v", ErrProtocol, peer, err)
+	return fmt.Errorf("%w: %v", ErrProtocol, err)
+}
+
+// logClose logs why c closed, at a level by how unusual that is: a peer
+// breaking the protocol or a TLS failure is news, a peer's ordinary close,
+// a timeout (its send fails with it) or a shutdown is not.
+func (n *Node) logClose(c *conn, reason error) {
+	level := slog.LevelDebug
+	switch {
+	case errors.Is(reason, ErrTLS):
+		level = slog.LevelWarn
+	case errors.Is(reason, ErrProtocol), errors.Is(reason, ErrTooLarge):
+		level = slog.LevelInfo
+	}
+	n.log.Log(context.Background(), level, "chirp: connection closed", "peer", c.rc.RemoteAddr(), "err", reason)
 }

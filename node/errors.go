@@ -3,8 +3,13 @@ package node
 import "errors"
 
 // Sentinel errors, one per libchirp error kind. Errors returned by this
-// package wrap one of them with the remote and the operation; test with
+// package wrap one of them with the operation and what happened; test with
 // errors.Is.
+//
+// An error that finishes a send names the remote once, at its start
+// ("send to 127.0.0.1:2998: chirp: cannot connect: connection refused");
+// what follows never names it again. Errors of connections that no send
+// waits for go to the Logger, with the peer as an attribute of their own.
 var (
 	// ErrTimeout: a connect (TCP, plus the peer's handshake) or a send
 	// (write, plus the ACK in synchronous mode) took longer than the timeout.
@@ -13,9 +18,14 @@ var (
 	ErrCannotConnect = errors.New("chirp: cannot connect")
 	// ErrWrite: writing the chirp handshake failed.
 	ErrWrite = errors.New("chirp: write error")
-	// ErrProtocol: the peer broke the protocol, closed the connection, or a
-	// frame write failed. The message may or may not have arrived.
+	// ErrProtocol: the peer broke the protocol, or a frame write failed.
+	// The message may or may not have arrived.
 	ErrProtocol = errors.New("chirp: protocol error")
+	// ErrConnLost: the peer closed or reset the connection while a message
+	// was being sent or waited for its ACK. The message may or may not have
+	// arrived. A peer may close an idle connection at any time; that is no
+	// error and fails no send.
+	ErrConnLost = errors.New("chirp: connection lost")
 	// ErrTLS: TLS setup, handshake or record failure.
 	ErrTLS = errors.New("chirp: TLS error")
 	// ErrShutdown: the node is closing or closed, or the idle remote was

@@ -100,7 +100,7 @@ func Start(cfg Config) (*Node, error) {
 			rc.ListenV6 = cfg.BindV6.String()
 		}
 	}
-	if !cfg.DisableEncryption {
+	if !cfg.DisableEncryption && cfg.CertChainPEM != "" {
 		creds, err := tlsconn.Load(cfg.CertChainPEM)
 		if err != nil {
 			return nil, fmt.Errorf("%w: Config.CertChainPEM: %w", ErrTLS, err)

@@ -55,7 +55,11 @@ func (n *Node) enqueue(m *Message) {
 	}
 	key := addrKey(m.Addr)
 	if !key.Addr().IsValid() || key.Port() == 0 {
-		n.finish(m, fmt.Errorf("%w: destination %v has no IP or port", ErrValue, m.Addr))
+		n.finish(m, fmt.Errorf("%w: the destination needs an IP address and a port", ErrValue))
+		return
+	}
+	if n.needsTLS(key.Addr()) && n.tlsClient == nil {
+		n.finish(m, errNoCredentials)
 		return
 	}
 	rem := n.remoteFor(key)
@@ -231,7 +235,7 @@ func (n *Node) sendTimedOut(m *Message) {
 	if rem == nil || rem.waitAck != m {
 		return
 	}
-	err := fmt.Errorf("%w: no ACK from %s within %v", ErrTimeout, rem.key, n.s.timeout)
+	err := fmt.Errorf("%w: no ACK within %v", ErrTimeout, n.s.timeout)
 	if rem.conn != nil {
 		n.closeConn(rem.conn, err)
 		return
@@ -242,7 +246,7 @@ func (n *Node) sendTimedOut(m *Message) {
 
 func (n *Node) writeTimedOut(c *conn) {
 	c.writeTimer = nil
-	n.closeConn(c, fmt.Errorf("%w: write to %s not done within %v", ErrTimeout, c.rc.RemoteAddr(), n.s.timeout))
+	n.closeConn(c, fmt.Errorf("%w: write not finished within %v", ErrTimeout, n.s.timeout))
 }
 
 // finish completes a send (loop).
@@ -305,7 +309,7 @@ func (n *Node) dialed(c *conn, rc *reactor.Conn, err error) {
 		}
 		c.closed = true
 		rem.dialing = false
-		n.connLost(rem, nil, dialError(rem.key, err))
+		n.connLost(rem, nil, dialError(err))
 		return
 	}
 	if c.closed { // connect timer fired first
@@ -319,7 +323,7 @@ func (n *Node) connectTimedOut(c *conn) {
 	if c.ready || c.closed {
 		return
 	}
-	err := fmt.Errorf("%w: connecting to %s took over %v", ErrTimeout, c.dialFor.key, n.s.connectTimeout)
+	err := fmt.Errorf("%w: no connection within %v", ErrTimeout, n.s.connectTimeout)
 	if c.rc != nil {
 		n.closeConn(c, err)
 		return
@@ -329,14 +333,16 @@ func (n *Node) connectTimedOut(c *conn) {
 	n.connLost(c.dialFor, nil, err)
 }
 
-func dialError(key netip.AddrPort, err error) error {
+// dialError is the node's error for a failed dial. The reactor's says
+// what happened without the address; the send it fails names the remote.
+func dialError(err error) error {
 	switch {
 	case errors.Is(err, reactor.ErrTimeout):
-		return fmt.Errorf("%w: connecting to %s: %v", ErrTimeout, key, err)
+		return fmt.Errorf("%w: %v", ErrTimeout, err)
 	case errors.Is(err, reactor.ErrClosed):
 		return fmt.Errorf("%w: %v", ErrShutdown, err)
 	}
-	return fmt.Errorf("%w: %s: %v", ErrCannotConnect, key, err)
+	return fmt.Errorf("%w: %v", ErrCannotConnect, err)
 }
 
 // connLost applies libchirp's failure rule (PROTOCOL.md §2.7) to rem after
@@ -417,12 +423,12 @@ func (n *Node) gc() {
 	for _, rem := range n.remotes {
 		if now.Sub(rem.active) > n.s.reuse && !rem.blocked && !rem.dialing && rem.waitAck == nil &&
 			(rem.conn == nil || len(rem.conn.writing) == 0) {
-			n.dropRemote(rem, fmt.Errorf("%w: remote %s idle for %v", ErrShutdown, rem.key, n.s.reuse))
+			n.dropRemote(rem, fmt.Errorf("%w: remote idle for %v", ErrShutdown, n.s.reuse))
 		}
 	}
 	for c := range n.conns { // accepted connections that never handshook
 		if !c.ready && c.dialFor == nil && now.Sub(c.active) > n.s.connectTimeout {
-			n.closeConn(c, fmt.Errorf("%w: no handshake from %s", ErrTimeout, c.rc.RemoteAddr()))
+			n.closeConn(c, fmt.Errorf("%w: no handshake within %v", ErrTimeout, n.s.connectTimeout))
 		}
 	}
 	n.scheduleGC()

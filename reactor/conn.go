@@ -367,9 +367,12 @@ func (r *Reactor) writev(fd int, bs [][]byte) (int, error) {
 }
 
 func (c *Conn) failWrite(err error) error {
-	if errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
-		c.werr = fmt.Errorf("%w: write: %w", ErrPeerClosed, err)
-	} else {
+	switch {
+	case errors.Is(err, syscall.EPIPE): // the peer closed; EPIPE adds nothing
+		c.werr = &reasonError{kind: ErrPeerClosed, text: ErrPeerClosed.Error(), err: err}
+	case errors.Is(err, syscall.ECONNRESET):
+		c.werr = &reasonError{kind: ErrPeerClosed, text: cause(err), err: err}
+	default:
 		c.werr = fmt.Errorf("reactor: write: %w", err)
 	}
 	werr := c.werr

@@ -52,7 +52,7 @@ func TestDialToFullAcceptQueueTimesOut(t *testing.T) {
 	}
 	select {
 	case err := <-res:
-		if !errors.Is(err, ErrTimeout) {
+		if !errors.Is(err, ErrTimeout) || err.Error() != "no TCP connection within 300ms" {
 			t.Fatalf("want ErrTimeout, got %v", err)
 		}
 		if d := time.Since(start); d < 250*time.Millisecond {

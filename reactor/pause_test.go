@@ -123,7 +123,7 @@ func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
 	client.Close()
 	select {
 	case err := <-closed:
-		if !errors.Is(err, ErrPeerClosed) {
+		if !errors.Is(err, ErrPeerClosed) || err.Error() != "peer closed the connection" {
 			t.Errorf("close cause: %v", err)
 		}
 	case <-time.After(30 * time.Second):

@@ -34,6 +34,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -508,7 +509,7 @@ func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done
 		}
 		nc, err := d.DialContext(r.ctx, "tcp", addr.String())
 		if err != nil {
-			err = classifyDial(addr, timeout, err, r.ctx)
+			err = classifyDial(timeout, err, r.ctx)
 			if r.Submit(func() { r.dialFailed(c, err) }) != nil {
 				return
 			}
@@ -524,7 +525,7 @@ func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done
 			return
 		}
 		if res := <-ch; res.Err != nil {
-			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("dial %s: %w", addr, res.Err)) })
+			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("registering the connection: %w", res.Err)) })
 		}
 	}()
 	return nil
@@ -556,16 +557,53 @@ func (r *Reactor) dialFailed(c *Conn, err error) {
 	c.dialDone(nil, err)
 }
 
-func classifyDial(addr netip.AddrPort, timeout time.Duration, err error, ctx context.Context) error {
+// classifyDial turns a failed dial into an error of one of the reactor's
+// kinds whose text is only what happened ("connection refused"): the caller
+// of Dial named the address and names it in its own error, and the
+// *net.OpError, which names it as well, stays reachable with errors.As.
+func classifyDial(timeout time.Duration, err error, ctx context.Context) error {
 	switch {
 	case ctx.Err() != nil:
-		return fmt.Errorf("dial %s: %w", addr, ErrClosed)
+		return ErrClosed
 	case errors.Is(err, syscall.ECONNREFUSED):
-		return fmt.Errorf("dial %s: %w: %w", addr, ErrRefused, err)
+		return &reasonError{kind: ErrRefused, text: "connection refused", err: err}
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT), isTimeout(err):
-		return fmt.Errorf("dial %s: %w after %v: %w", addr, ErrTimeout, timeout, err)
+		return &reasonError{kind: ErrTimeout, text: fmt.Sprintf("no TCP connection within %v", timeout), err: err}
 	}
-	return fmt.Errorf("dial %s: %w", addr, err)
+	return &reasonError{text: cause(err), err: err}
+}
+
+// cause is the innermost text of a socket error: "connection reset by
+// peer" of "read tcp 127.0.0.1:1->127.0.0.1:2: read: connection reset by
+// peer", which names the addresses and the system call.
+func cause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Err != nil {
+		return oe.Err.Error()
+	}
+	return err.Error()
+}
+
+// reasonError is an error of a kind (a sentinel, for errors.Is) told in its
+// own words: neither the kind's text nor the wrapped error's, which would
+// repeat the address or the kind.
+type reasonError struct {
+	kind error // nil: no kind of the reactor's
+	text string
+	err  error
+}
+
+func (e *reasonError) Error() string { return e.text }
+
+func (e *reasonError) Unwrap() []error {
+	if e.kind == nil {
+		return []error{e.err}
+	}
+	return []error{e.kind, e.err}
 }
 
 func isTimeout(err error) bool {
@@ -665,10 +703,13 @@ func (h *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if c.state == stateClosed {
 		return gnet.None
 	}
-	if err == nil {
+	switch {
+	case err == nil:
 		err = ErrClosed
-	} else {
-		err = fmt.Errorf("%w: %w", ErrPeerClosed, err)
+	case errors.Is(err, io.EOF):
+		err = ErrPeerClosed // an ordinary close: nothing more to say
+	default:
+		err = &reasonError{kind: ErrPeerClosed, text: cause(err), err: err}
 	}
 	c.closeNow(err, true, false)
 	return gnet.None

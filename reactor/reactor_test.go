@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -171,8 +172,11 @@ func TestDialClosedPortIsRefused(t *testing.T) {
 	}
 	select {
 	case err := <-res:
-		if !errors.Is(err, ErrRefused) {
-			t.Fatalf("want ErrRefused, got %v", err)
+		// The text says what happened; the caller names the address.
+		var oe *net.OpError
+		if !errors.Is(err, ErrRefused) || !errors.Is(err, syscall.ECONNREFUSED) || !errors.As(err, &oe) ||
+			err.Error() != "connection refused" {
+			t.Fatalf("want ErrRefused reading \"connection refused\", got %v", err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("dial result never came")

@@ -74,6 +74,8 @@ type Session struct {
 	timer   *time.Timer // handshake timeout; nil without one
 
 	// Loop-owned.
+	seen       int   // bytes fed so far, counted up to 2 (for the first record's check)
+	notTLS     error // the peer's first bytes were no TLS record
 	state      state
 	handshaken bool  // the tls.Conn finished its handshake: State may ask it
 	err        error // the failure, in stateFailed
@@ -91,7 +93,8 @@ type Session struct {
 // done is called on the loop exactly once, unless Close comes first: with
 // nil when the handshake succeeded, or with an error that wraps
 // ErrHandshake and the reason: also ErrTimeout if it did not finish within
-// timeout (<= 0 means no limit), also ErrRecord if records that came with
+// timeout (<= 0 means no limit), also ErrNotTLS if the peer's first bytes
+// were no TLS record (see Feed), also ErrRecord if records that came with
 // the end of the handshake were bad. Plaintext that arrived together
 // with the end of the handshake is passed, right after done(nil) returns, to
 // the deliver function of the latest Feed.
@@ -138,9 +141,12 @@ func (s *Session) finish(err error) {
 	}
 	s.tr.onLoop = true
 	if err != nil {
-		if s.tr.reason() == errHandshakeTimeout {
+		switch {
+		case s.notTLS != nil:
+			err = s.notTLS
+		case s.tr.reason() == errHandshakeTimeout:
 			err = fmt.Errorf("%w: %w: no handshake within %v", ErrHandshake, ErrTimeout, s.timeout)
-		} else {
+		default:
 			err = fmt.Errorf("%w: %w", ErrHandshake, err)
 		}
 		s.fail(err)
@@ -174,6 +180,13 @@ func (s *Session) finish(err error) {
 // deliver must not be nil; it may call Writev and Close but not Feed. A partial record is kept
 // for the next Feed.
 //
+// During the handshake, first bytes that cannot start a TLS record (a peer
+// speaking plaintext) fail it at once, where crypto/tls would guess at a
+// broken record or wait for more bytes: done follows with an error
+// wrapping ErrHandshake and ErrNotTLS. A client's first flight still goes
+// out, so that the plaintext peer sees a ClientHello and can tell its user
+// that this end expects TLS.
+//
 // A record that does not decrypt, or an alert from the peer, fails the
 // session with an error wrapping ErrRecord; a close_notify from the peer
 // with one wrapping io.EOF. After a failure Feed returns that error, after
@@ -182,6 +195,14 @@ func (s *Session) Feed(ciphertext []byte, deliver func(plaintext []byte)) error 
 	switch s.state {
 	case stateHandshake:
 		s.deliver = deliver
+		if s.notTLS != nil {
+			return nil // the handshake is ending; the bytes are no TLS
+		}
+		if !s.firstRecord(ciphertext) {
+			s.notTLS = fmt.Errorf("%w: %w", ErrHandshake, ErrNotTLS)
+			s.tr.failReads(s.notTLS) // the handshake ends; finish reports it
+			return nil
+		}
 		s.tr.push(ciphertext)
 		return nil
 	case stateReady:
@@ -193,6 +214,23 @@ func (s *Session) Feed(ciphertext []byte, deliver func(plaintext []byte)) error 
 		return s.err
 	}
 	return ErrClosed
+}
+
+// firstRecord checks the first two bytes the peer sends, as they come: the
+// first record of a TLS peer, client or server, is a handshake (0x16) or an
+// alert (0x15) with major version 3. A chirp handshake in plaintext starts
+// with the port, which matches only for ports 5379 and 5635; crypto/tls
+// then fails on what follows.
+func (s *Session) firstRecord(b []byte) bool {
+	for ; s.seen < 2 && len(b) > 0; b = b[1:] {
+		switch c := b[0]; {
+		case s.seen == 0 && c != recordAlert && c != recordHandshake,
+			s.seen == 1 && c != 3:
+			return false
+		}
+		s.seen++
+	}
+	return true
 }
 
 // read decrypts every complete record the transport has, on the loop.
@@ -286,6 +324,20 @@ func (s *Session) Close() {
 		s.timer.Stop()
 	}
 	s.tr.fail(ErrClosed)
+}
+
+// PeerClosed tells the session that the peer closed the connection. If the
+// handshake is still running, its goroutine reads what was fed before the
+// close (an alert that says why the peer gave up, say), then sees the end
+// of the stream, and done follows as usual: with the peer's reason, or
+// with an error wrapping io.EOF. PeerClosed reports whether done is still
+// to come.
+func (s *Session) PeerClosed() bool {
+	if s.state != stateHandshake {
+		return false
+	}
+	s.tr.peerClosed()
+	return true
 }
 
 // State is the TLS connection state (version, cipher suite, peer

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"errors"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -284,11 +285,156 @@ func TestGarbageInsteadOfClientHello(t *testing.T) {
 	server.start(t, n.b.ServerConfig(), false, 10*time.Second)
 	server.loop.do(t, func() { server.feed([]byte("GET / HTTP/1.0\r\n\r\n")) })
 	err := server.waitDone(t)
-	if !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "does not look like a TLS handshake") {
+	if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrNotTLS) || err.Error() != "handshake failed: peer does not speak TLS" {
 		t.Fatalf("server fed plaintext: %v", err)
 	}
 	if err := server.writev(t, []byte("x")); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("Writev after a failed handshake: %v, want the handshake error", err)
+	}
+}
+
+// TestPlaintextInsteadOfServerHello: a client whose peer speaks plaintext
+// (a chirp node with encryption off sends its handshake at once) fails at
+// the first byte, without waiting for the timeout.
+func TestPlaintextInsteadOfServerHello(t *testing.T) {
+	n := newNodes(t, pki.Spec{})
+	client := newEnd(t)
+	client.manual, client.chunk = true, 1
+	client.start(t, n.a.ClientConfig(), true, time.Minute)
+	chirpHandshake := append([]byte{0x0b, 0xb6}, randomBytes(t, 16)...) // port 2998, identity
+	client.loop.do(t, func() { client.feed(chirpHandshake) })
+	if err := client.waitDone(t); !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrNotTLS) {
+		t.Fatalf("client fed a plaintext chirp handshake: %v", err)
+	}
+	// The ClientHello went out all the same: the peer learns we want TLS.
+	var sent [][]byte
+	client.loop.do(t, func() { sent = client.sent })
+	if len(sent) != 1 {
+		t.Fatalf("client sent %d flights, want its ClientHello", len(sent))
+	}
+	if yes, _ := IsClientHello(sent[0]); !yes {
+		t.Fatalf("client sent % x, want a ClientHello", sent[0][:min(10, len(sent[0]))])
+	}
+}
+
+// TestPeerClosedLetsTheHandshakeReadWhatCameFirst: a client that refuses
+// the server's certificate sends an alert and closes; the server, told of
+// the close when its handshake goroutine has not read the alert yet, still
+// reports the alert. Told of a close with nothing fed, it reports EOF.
+func TestPeerClosedLetsTheHandshakeReadWhatCameFirst(t *testing.T) {
+	n := newNodes(t, pki.Spec{})
+	other := newNodes(t, pki.Spec{})
+	client, server := newEnd(t), newEnd(t)
+	client.peer, server.peer = server, client
+	client.manual = true // the test carries the client's flights
+	server.start(t, other.b.ServerConfig(), false, 10*time.Second)
+	client.start(t, n.a.ClientConfig(), true, 10*time.Second)
+	flights := func() (sent [][]byte) {
+		client.loop.do(t, func() { sent = client.sent; client.sent = nil })
+		return sent
+	}
+	var hello [][]byte
+	eventually(t, func() bool { hello = flights(); return len(hello) > 0 })
+	server.loop.do(t, func() {
+		for _, b := range hello {
+			server.feed(b)
+		}
+	})
+	if err := client.waitDone(t); !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "unknown authority") {
+		t.Fatalf("client: %v", err)
+	}
+	alert := flights()
+	if len(alert) == 0 {
+		t.Fatal("the client sent no alert")
+	}
+	var waits bool
+	server.loop.do(t, func() {
+		for _, b := range alert {
+			server.feed(b)
+		}
+		waits = server.s.PeerClosed()
+	})
+	err := server.waitDone(t)
+	if !waits || !errors.Is(err, ErrHandshake) || !strings.Contains(err.Error(), "remote error: tls: bad certificate") {
+		t.Fatalf("server (PeerClosed %v): %v; want the client's alert", waits, err)
+	}
+
+	lone := newEnd(t)
+	lone.start(t, other.b.ServerConfig(), false, 10*time.Second)
+	lone.loop.do(t, func() { waits = lone.s.PeerClosed() })
+	if err := lone.waitDone(t); !waits || !errors.Is(err, ErrHandshake) || !errors.Is(err, io.EOF) {
+		t.Fatalf("server told of a close with nothing fed (PeerClosed %v): %v; want io.EOF", waits, err)
+	}
+	lone.loop.do(t, func() { waits = lone.s.PeerClosed() })
+	if waits {
+		t.Fatal("PeerClosed after done reports that done is still to come")
+	}
+}
+
+// eventually polls cond until it holds, for up to 10 s.
+func eventually(t *testing.T, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+	}
+}
+
+// TestHandshakeFedOneByteAtATime: the first-record check holds its place
+// across Feeds of single bytes.
+func TestHandshakeFedOneByteAtATime(t *testing.T) {
+	n := newNodes(t, pki.Spec{})
+	client, server := newEnd(t), newEnd(t)
+	client.peer, server.peer = server, client
+	client.chunk, server.chunk = 1, 1
+	server.start(t, n.b.ServerConfig(), false, 10*time.Second)
+	client.start(t, n.a.ClientConfig(), true, 10*time.Second)
+	handshakeOK(t, client, server)
+	if err := client.writev(t, []byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	if got := server.waitGot(t, 5); string(got) != "hello" {
+		t.Fatalf("server got %q", got)
+	}
+}
+
+func TestIsClientHello(t *testing.T) {
+	n := newNodes(t, pki.Spec{})
+	client := newEnd(t)
+	client.manual = true
+	client.start(t, n.a.ClientConfig(), true, time.Minute)
+	var hello []byte
+	eventually(t, func() bool {
+		client.loop.do(t, func() {
+			if len(client.sent) > 0 {
+				hello = client.sent[0]
+			}
+		})
+		return hello != nil
+	})
+	if yes, more := IsClientHello(hello); !yes || more {
+		t.Fatalf("Go's ClientHello: yes %v more %v", yes, more)
+	}
+	for k := 0; k < 10; k++ {
+		if yes, more := IsClientHello(hello[:k]); yes || !more {
+			t.Fatalf("first %d bytes of a ClientHello: yes %v more %v, want more", k, yes, more)
+		}
+	}
+	identity := []byte{9, 0, 0, 1, 0, 0, 0, 3, 7, 7, 7, 7, 7, 7, 7, 7}
+	for _, tc := range []struct {
+		name string
+		b    []byte
+	}{
+		{"chirp handshake, port 2998", append([]byte{0x0b, 0xb6}, identity...)},
+		{"chirp handshake, port 5635", append([]byte{0x16, 0x03}, identity...)},
+		{"chirp handshake, port 5635, identity starting 01 00 00 01 00", append([]byte{0x16, 0x03}, append([]byte{1, 0, 0, 1, 0, 0, 0, 2}, identity[8:]...)...)},
+		{"HTTP", []byte("GET / HTTP/1.0\r\n\r\n")},
+		{"TLS alert", []byte{0x15, 3, 3, 0, 2, 2, 40, 0, 0, 0}},
+	} {
+		if yes, more := IsClientHello(tc.b); yes || more {
+			t.Errorf("%s: yes %v more %v", tc.name, yes, more)
+		}
 	}
 }
 

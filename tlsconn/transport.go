@@ -3,6 +3,7 @@ package tlsconn
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -22,6 +23,8 @@ type transport struct {
 	in   []byte    // fed ciphertext not read yet, from off on
 	off  int
 	err  error // ends the handshake goroutine's reads and writes
+	rerr error // ends its reads only: the first flight still goes out
+	eof  bool  // the peer closed: reads return io.EOF once in is read
 
 	// Loop-owned. onLoop is set by the loop after the handshake goroutine
 	// ended, which makes the handshake's use of in happen before.
@@ -66,6 +69,24 @@ func (t *transport) fail(err error) {
 	t.cond.Broadcast()
 }
 
+// peerClosed makes the handshake goroutine's reads return io.EOF once they
+// took everything fed.
+func (t *transport) peerClosed() {
+	t.mu.Lock()
+	t.eof = true
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
+// failReads makes the handshake goroutine's reads return err; its writes go
+// on (on the loop).
+func (t *transport) failReads(err error) {
+	t.mu.Lock()
+	t.rerr = err
+	t.mu.Unlock()
+	t.cond.Broadcast()
+}
+
 func (t *transport) reason() error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -92,11 +113,17 @@ func (t *transport) Read(p []byte) (int, error) {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for t.off == len(t.in) && t.err == nil {
+	for t.off == len(t.in) && t.err == nil && t.rerr == nil && !t.eof {
 		t.cond.Wait()
 	}
 	if t.err != nil {
 		return 0, t.err
+	}
+	if t.rerr != nil {
+		return 0, t.rerr
+	}
+	if t.off == len(t.in) { // and eof
+		return 0, io.EOF
 	}
 	n := copy(p, t.in[t.off:])
 	t.off += n
