@@ -112,9 +112,13 @@
 // # Errors
 //
 // Errors wrap one sentinel per libchirp error kind (ErrTimeout,
-// ErrCannotConnect, ErrProtocol, ErrShutdown, ...), and those of the Go API
-// (ErrQueueFull, ErrResolve, ErrInUse, ...), with the remote and the
-// operation; test them with errors.Is.
+// ErrCannotConnect, ErrConnLost, ErrTLS, ErrShutdown, ...), and those of
+// the Go API (ErrQueueFull, ErrResolve, ErrInUse, ...); test them with
+// errors.Is. A send's error names the remote once and then says what
+// happened: "send to 127.0.0.1:2998: chirp: cannot connect: connection
+// refused". A peer closing an idle connection is no error (the Logger
+// gets it at Debug level); a peer breaking the protocol is logged at Info,
+// a TLS failure at Warn.
 //
 // # TLS
 //
@@ -122,7 +126,10 @@
 // 127.0.0.1 and ::1 (text match: 127.0.0.2 and ::ffff:127.0.0.1 are
 // encrypted), unless DisableEncryption is set. Config.CertChainPEM names a
 // file with the private key, the node's certificate and the CA certificate
-// (make them with `chirp certs`); peers are accepted when their certificate
+// (make them with `chirp certs`). Without it the node still starts, and
+// refuses every peer that needs TLS, both ways, with ErrTLS: nothing goes
+// out in plaintext unless DisableEncryption says so. Peers are accepted
+// when their certificate
 // chains to one in that file, host names are not checked, and both sides
 // present certificates. Go and C libchirp agree on TLS 1.3 (OpenSSL 1.1.1
 // or later on the C side). All cryptography is Go's crypto/tls.

@@ -14,7 +14,8 @@ var (
 	// ErrTimeout: a connect (TCP, plus the peer's handshake) or a send
 	// (write, plus the ACK in synchronous mode) took longer than the timeout.
 	ErrTimeout = errors.New("chirp: timeout")
-	// ErrCannotConnect: the remote refused or could not be reached.
+	// ErrCannotConnect: the remote refused or could not be reached, or
+	// hung up before its chirp handshake.
 	ErrCannotConnect = errors.New("chirp: cannot connect")
 	// ErrWrite: writing the chirp handshake failed.
 	ErrWrite = errors.New("chirp: write error")
@@ -23,10 +24,13 @@ var (
 	ErrProtocol = errors.New("chirp: protocol error")
 	// ErrConnLost: the peer closed or reset the connection while a message
 	// was being sent or waited for its ACK. The message may or may not have
-	// arrived. A peer may close an idle connection at any time; that is no
-	// error and fails no send.
+	// arrived; a peer hangs up, for one, on a message above its
+	// MaxMessageSize. A peer may close an idle connection at any time; that
+	// is no error and fails no send.
 	ErrConnLost = errors.New("chirp: connection lost")
-	// ErrTLS: TLS setup, handshake or record failure.
+	// ErrTLS: TLS setup, handshake or record failure; a peer that speaks
+	// plaintext where TLS is expected or the reverse; a peer that needs
+	// TLS when the node has no credentials.
 	ErrTLS = errors.New("chirp: TLS error")
 	// ErrShutdown: the node is closing or closed, or the idle remote was
 	// garbage-collected with the message still queued.

@@ -147,10 +147,10 @@ func (n *Node) Synchronous() bool { return !n.s.Asynchronous }
 // may call SendOnLoop and ReleaseOnLoop): with
 // nil when the remote released the message (synchronous node) or the
 // message was written to the kernel (asynchronous node), else with an
-// error wrapping ErrTimeout, ErrCannotConnect, ErrProtocol, ErrShutdown,
-// ErrTLS or ErrTooLarge. m must not be changed until then. SendAsync
-// returns ErrInUse if m is still being sent, ErrShutdown after Close, and
-// ErrQueueFull when Config.MaxPending sends are pending.
+// error wrapping ErrTimeout, ErrCannotConnect, ErrConnLost, ErrProtocol,
+// ErrShutdown, ErrTLS or ErrTooLarge. m must not be changed until then.
+// SendAsync returns ErrInUse if m is still being sent, ErrShutdown after
+// Close, and ErrQueueFull when Config.MaxPending sends are pending.
 func (n *Node) SendAsync(m *Message, done func(*Message, error)) error {
 	return n.submit(nil, m, done, nil)
 }
