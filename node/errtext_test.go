@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -382,4 +383,53 @@ func TestNodeWithoutCredentialsRefusesPeersThatNeedTLS(t *testing.T) {
 	if st := n.Stats(); st.Connections != 0 || st.MessagesOut != 0 || st.Remotes != 0 {
 		t.Fatalf("stats %+v", st)
 	}
+}
+
+// dribble writes its first bytes one at a time, so that the node reads
+// them in separate calls.
+type dribble struct {
+	net.Conn
+	slow int // bytes still to write one by one
+}
+
+func (d *dribble) Write(p []byte) (int, error) {
+	n := 0
+	for ; d.slow > 0 && n < len(p); d.slow-- {
+		if _, err := d.Conn.Write(p[n : n+1]); err != nil {
+			return n, err
+		}
+		n++
+		time.Sleep(2 * time.Millisecond)
+	}
+	k, err := d.Conn.Write(p[n:])
+	return n + k, err
+}
+
+// TestPlaintextNodeTellsClientHelloFromHandshakeByteByByte: the first bytes
+// of a connection decide between a TLS ClientHello and a chirp handshake,
+// even when they arrive one at a time.
+func TestPlaintextNodeTellsClientHelloFromHandshakeByteByByte(t *testing.T) {
+	cfg, log := logged(testConfig(true, nil))
+	n, _ := startEchoNode(t, cfg)
+
+	c, err := net.DialTimeout("tcp", addr(n), rawIOTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(rawIOTimeout))
+	tc := tls.Client(&dribble{Conn: c, slow: 12}, &tls.Config{InsecureSkipVerify: true})
+	if err := tc.Handshake(); err == nil {
+		t.Fatal("TLS handshake with a plaintext node succeeded")
+	}
+	rec := log.waitFor(t, "chirp: connection closed")
+	if rec.level != slog.LevelWarn || rec.err != errPeerTLS.Error() {
+		t.Fatalf("logged %v %q", rec.level, rec.err)
+	}
+
+	p := connectRaw(t, n)
+	p.conn = &dribble{Conn: p.conn, slow: codec.HandshakeSize}
+	p.sendHandshake()
+	p.expectHandshake(n)
+	p.exchange(nil, []byte("byte by byte"))
 }
