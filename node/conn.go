@@ -398,7 +398,7 @@ func (n *Node) connClosed(c *conn, err error) {
 	if c.closed {
 		return
 	}
-	if c.tls != nil && !c.tlsUp && !c.peerGone && errors.Is(err, reactor.ErrPeerClosed) && c.tls.PeerClosed() {
+	if c.tls != nil && !c.tlsUp && c.heard && !c.peerGone && errors.Is(err, reactor.ErrPeerClosed) && c.tls.PeerClosed() {
 		// The handshake goroutine may not have read all the peer sent
 		// before it closed: an alert that says why, or the plaintext that
 		// shows it speaks no TLS. tlsDone follows soon (the stream has
@@ -431,7 +431,9 @@ func (n *Node) connClosed(c *conn, err error) {
 	reason := closeReason(err)
 	switch {
 	case !errors.Is(reason, ErrConnLost):
-	case c.tls != nil && !c.tlsUp:
+	case c.tls != nil && !c.tlsUp && (c.heard || c.dialFor != nil):
+		// (An accepted peer that hangs up without a word is a port probe,
+		// an ordinary close.)
 		reason = errClosedDuringTLSHandshake
 	case c.tls == nil && !c.heard && c.dialFor != nil:
 		reason = errClosedBeforeHandshake

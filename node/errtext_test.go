@@ -433,3 +433,31 @@ func TestPlaintextNodeTellsClientHelloFromHandshakeByteByByte(t *testing.T) {
 	p.expectHandshake(n)
 	p.exchange(nil, []byte("byte by byte"))
 }
+
+// TestPortProbeIsAnOrdinaryClose: a peer that connects and hangs up
+// without a byte (a port probe, a health check) is logged at Debug, by a
+// TLS node as by a plaintext one.
+func TestPortProbeIsAnOrdinaryClose(t *testing.T) {
+	chains := chainFiles(t, "ca", 1)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{{"TLS", tlsConfig(false, nil, chains[0])}, {"plaintext", on127002(testConfig(false, nil))}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, log := logged(tc.cfg)
+			n := startNode(t, cfg)
+			d := net.Dialer{Timeout: rawIOTimeout, LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}
+			c, err := d.Dial("tcp", at("127.0.0.2", n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.Close()
+			rec := log.waitFor(t, "chirp: connection closed")
+			// A reset when our plaintext handshake was left unread.
+			ordinary := []string{"chirp: connection lost: peer closed the connection", "chirp: connection lost: connection reset by peer"}
+			if rec.level != slog.LevelDebug || !slices.Contains(ordinary, rec.err) {
+				t.Fatalf("logged %v %q", rec.level, rec.err)
+			}
+		})
+	}
+}
