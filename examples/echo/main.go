@@ -18,9 +18,9 @@ func main() {
 
 	// The handler replies through the message: no variable for the node,
 	// which a message could reach before Start returned.
+	// No credentials: plaintext to 127.0.0.1 and ::1 only (see TLS below).
 	server, err := node.Start(node.Config{
-		Port:              node.AnyPort,
-		DisableEncryption: true, // one machine; see TLS below
+		Port: node.AnyPort,
 		Handler: node.HandlerFunc(func(m *node.Message) {
 			_ = m.Reply(ctx, bytes.ToUpper(m.Data)) // same identity: the answer
 		}),
@@ -30,7 +30,7 @@ func main() {
 	}
 	defer server.Close(ctx)
 
-	client, err := node.Start(node.Config{Port: node.AnyPort, DisableEncryption: true})
+	client, err := node.Start(node.Config{Port: node.AnyPort})
 	if err != nil {
 		log.Fatal(err)
 	}
