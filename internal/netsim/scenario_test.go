@@ -54,21 +54,15 @@ func TestNetSimTLSByDefault(t *testing.T) {
 	// A node without credentials: the zero Config's security.
 	bare := as[2]
 	if err := bare.TryStart(NodeSpec{Timeout: 2 * time.Second}); err != nil {
-		// Until the zero Config starts (and refuses non-loopback peers),
-		// it fails here with a configuration error.
-		if !strings.Contains(err.Error(), node.ErrValue.Error()) || !strings.Contains(err.Error(), "CertChainPEM") {
-			t.Fatalf("node without credentials: %v, want a refusal naming CertChainPEM", err)
-		}
-		t.Logf("node without credentials does not start: %v", err)
-		return
+		t.Fatalf("node without credentials does not start: %v", err)
 	}
 	res = bare.Send(SendSpec{To: []string{as[1].Addr()}, Count: 1}, 30*time.Second)
 	if res.Errors[node.ErrTLS.Error()] != 1 {
 		t.Errorf("send from a node without credentials: %v (%s), want ErrTLS", res.Errors, res.FirstError)
 	}
 	res = as[0].Send(SendSpec{To: []string{bare.Addr()}, Count: 1}, 30*time.Second)
-	if len(res.OK) != 0 {
-		t.Errorf("send to a node without credentials succeeded")
+	if len(res.OK) != 0 || res.Errors[node.ErrTLS.Error()] != 1 {
+		t.Errorf("send to a node without credentials: %d ok, errors %v (%s), want ErrTLS", len(res.OK), res.Errors, res.FirstError)
 	}
 }
 
