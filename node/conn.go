@@ -23,6 +23,9 @@ type conn struct {
 	pool     *slots.Pool
 	slot     *slots.Slot // taken for the frame whose body is being read
 	waitBody bool        // a frame header waits for a free slot; reading paused
+	// outPaused: reading paused because the peer is owed maxOwedCtrl
+	// control frames that it does not read (see queueAck).
+	outPaused bool
 
 	ready   bool // the peer's handshake arrived
 	closed  bool
@@ -42,6 +45,8 @@ type conn struct {
 	peerGone bool
 
 	held         [slots.MaxSlots]*Message // delivered messages by slot index, until released
+	ctrl         []ctrlFrame              // ACKs and NOOPs owed on c, written before user messages
+	noopOwed     bool                     // ctrl holds a NOOP probe
 	writing      []*Message               // asynchronous messages not fully in the kernel yet
 	writeTimer   *reactor.Timer
 	connectTimer *reactor.Timer
@@ -159,12 +164,26 @@ func (n *Node) tlsDone(c *conn, err error) {
 	n.sendHandshake(c)
 }
 
-// write sends bytes on c, through TLS when the connection has it.
+// write sends bytes on c, through TLS when the connection has it. What
+// the kernel does not take at once gets a deadline of Timeout, whatever
+// the bytes are (user messages, ACKs, NOOPs, a handshake): a peer that
+// does not read is closed (writeTimedOut), in both modes.
 func (c *conn) write(bufs [][]byte) error {
+	var err error
 	if c.tls != nil {
-		return c.tls.Writev(bufs)
+		err = c.tls.Writev(bufs)
+	} else {
+		err = c.rc.Writev(bufs)
 	}
-	return c.rc.Writev(bufs)
+	if err == nil && c.writeTimer == nil && c.rc.Buffered() > 0 {
+		c.armWriteTimer()
+	}
+	return err
+}
+
+func (c *conn) armWriteTimer() {
+	n := c.n
+	c.writeTimer = n.r.AfterFunc(n.s.timeout, func() { n.writeTimedOut(c) })
 }
 
 // read takes what arrived on c (loop). It returns how much it consumed:
@@ -205,7 +224,7 @@ func tlsError(err error) error {
 
 // readPlain decodes decrypted bytes, keeping what it cannot take yet.
 func (n *Node) readPlain(c *conn, p []byte) {
-	if len(c.plain) > 0 || c.waitBody {
+	if len(c.plain) > 0 || c.waitBody || c.outPaused {
 		c.plain = append(c.plain, p...)
 		return
 	}
@@ -219,7 +238,7 @@ func (n *Node) readPlain(c *conn, p []byte) {
 func (n *Node) decode(c *conn, data []byte) int {
 	off := 0
 	for !c.closed {
-		if c.waitBody {
+		if c.waitBody || c.outPaused {
 			return off
 		}
 		k, ev, err := c.dec.Next(data[off:])
@@ -250,8 +269,10 @@ func (n *Node) decode(c *conn, data []byte) int {
 			if err != nil {
 				// No free slot: stop reading; TCP pushes back on the peer.
 				c.waitBody = true
-				c.rc.PauseRead()
-				n.stats.paused.Add(1)
+				if !c.outPaused { // else paused already
+					c.rc.PauseRead()
+					n.stats.paused.Add(1)
+				}
 				n.stats.pauses.Add(1)
 				return off
 			}
@@ -273,6 +294,7 @@ func (n *Node) handshake(c *conn) {
 	key := netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), hs.Port)
 	rem := n.remoteFor(key)
 	c.remote = rem
+	rem.progress = n.now() // a connection that works: a frozen peer sends no handshake
 	// The connection whose handshake completed last is the current one;
 	// the one it replaces stays open until idle (simultaneous connects).
 	if old := rem.conn; old != nil && old != c {
@@ -289,6 +311,7 @@ func (n *Node) handshake(c *conn) {
 			if df.conn == nil {
 				df.conn = c
 			}
+			df.progress = rem.progress
 			n.process(df)
 		}
 	}
@@ -313,6 +336,7 @@ func (n *Node) frame(c *conn) {
 		for _, rem := range c.remotes() {
 			if m := rem.waitAck; m != nil && m.Identity == h.Identity {
 				rem.waitAck = nil
+				rem.progress = n.now()
 				n.stats.acksIn.Add(1)
 				n.finish(m, nil)
 				n.process(rem)
@@ -355,10 +379,8 @@ func (n *Node) release(m *Message) {
 		c.held[i] = nil
 	}
 	n.stats.slotsInUse.Add(-1)
-	if m.ackWanted && !c.closed && c.remote != nil {
-		rem := c.remote
-		rem.ctrl = append(rem.ctrl, ctrlFrame{typ: codec.Ack, id: m.Identity})
-		n.process(rem)
+	if m.ackWanted {
+		n.queueAck(c, m.Identity)
 	}
 	if _, err := c.pool.Release(m.slot); err != nil {
 		n.log.Error("chirp: slot release", "err", err)
@@ -370,16 +392,31 @@ func (n *Node) release(m *Message) {
 			return
 		}
 		c.slot, c.waitBody = s, false
-		n.stats.paused.Add(-1)
-		if len(c.plain) > 0 { // TLS: decrypted bytes waited for the slot
-			k := n.decode(c, c.plain)
-			c.plain = c.plain[:copy(c.plain, c.plain[k:])]
-			if c.waitBody || c.closed {
-				return
-			}
+		if c.outPaused {
+			return // still paused: the peer does not read (checkOutput resumes)
 		}
-		c.rc.ResumeRead()
+		n.stats.paused.Add(-1)
+		n.readAgain(c)
 	}
+}
+
+// readAgain resumes reading c after a pause ended: decrypted bytes that
+// waited go first (TLS), then the reactor delivers again.
+func (n *Node) readAgain(c *conn) {
+	if c.closed || c.waitBody || c.outPaused {
+		return
+	}
+	if len(c.plain) > 0 {
+		if n.cork() {
+			defer n.uncork()
+		}
+		k := n.decode(c, c.plain)
+		c.plain = c.plain[:copy(c.plain, c.plain[k:])]
+		if c.waitBody || c.closed || c.outPaused {
+			return
+		}
+	}
+	c.rc.ResumeRead()
 }
 
 // closeConn closes c; connClosed follows from the reactor.
@@ -420,9 +457,10 @@ func (n *Node) connClosed(c *conn, err error) {
 	if c.writeTimer != nil {
 		c.writeTimer.Stop()
 	}
-	if c.waitBody {
+	if c.waitBody || c.outPaused {
 		n.stats.paused.Add(-1)
 	}
+	c.ctrl = nil
 	c.dec.Close()
 	if c.slot != nil {
 		_, _ = c.pool.Release(c.slot)

@@ -104,29 +104,32 @@ func TestAcceptedButSilentPeerTimesOutTheSend(t *testing.T) {
 	}
 }
 
-// TestDeadPeerCostsOneMessagePerAttempt: libchirp's failure rule. Every
-// failed connect fails the head of the queue; the rest wait for the next
-// attempt after the debounce, so all fail, one by one, none silently.
-func TestDeadPeerCostsOneMessagePerAttempt(t *testing.T) {
+// TestRefusedConnectFailsTheQueueThenRetriesAfterDebounce: a failed
+// connect fails every queued message at once (not libchirp's one per
+// attempt), and the next send dials again only after the reconnect
+// debounce, so a dead peer is not hammered.
+func TestRefusedConnectFailsTheQueueThenRetriesAfterDebounce(t *testing.T) {
 	n := startNode(t, testConfig(true, nil))
 	var ps []*Pending
 	for i := 0; i < 4; i++ {
 		m, _ := NewMessage("127.0.0.1:1", []byte{byte(i)})
 		ps = append(ps, n.Go(m))
 	}
-	var last time.Time
 	for i, p := range ps {
 		if err := p.Wait(ctxT(t)); !errors.Is(err, ErrCannotConnect) {
 			t.Fatalf("send %d: %v", i, err)
 		}
-		now := time.Now()
-		if i > 0 && now.Sub(last) < 30*time.Millisecond {
-			t.Fatalf("send %d failed %v after the previous one: no debounce between attempts", i, now.Sub(last))
-		}
-		last = now
 	}
-	if st := n.Stats(); st.CannotConnect != 4 || st.SendErrors != 4 {
-		t.Fatalf("stats count %d cannot-connect of %d errors, want 4 of 4", st.CannotConnect, st.SendErrors)
+	failed := time.Now()
+	m, _ := NewMessage("127.0.0.1:1", []byte("again"))
+	if err := n.Send(ctxT(t), m); !errors.Is(err, ErrCannotConnect) {
+		t.Fatalf("send after the failure: %v", err)
+	}
+	if d := time.Since(failed); d < debounceMin*3/5 {
+		t.Fatalf("the next attempt came %v after the failed one: no debounce", d)
+	}
+	if st := n.Stats(); st.CannotConnect != 5 || st.SendErrors != 5 {
+		t.Fatalf("stats count %d cannot-connect of %d errors, want 5 of 5", st.CannotConnect, st.SendErrors)
 	}
 }
 

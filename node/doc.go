@@ -35,6 +35,17 @@
 // Rule of thumb: workers asynchronous, producers synchronous, routers
 // synchronous if their producer is.
 //
+// One combination stalls, in libchirp too: a synchronous node whose
+// handler replies to a received message with Send cannot serve a peer that
+// pipelines several messages on one connection. The handler holds the
+// connection's only slot until the reply is acknowledged, and the reply's
+// ACK arrives behind the peer's next message, which waits for that slot:
+// the reply fails with ErrTimeout and the connection is closed. A node
+// that replies from its handler should therefore be asynchronous (the
+// recommended configuration for servers); a synchronous one must copy what
+// it needs, release the received message, and then send a new message as
+// the reply.
+//
 // # Slots and release
 //
 // Every connection has MaxSlots message slots (1 in synchronous mode, 16
@@ -119,6 +130,37 @@
 // refused". A peer closing an idle connection is no error (the Logger
 // gets it at Debug level); a peer breaking the protocol is logged at Info,
 // a TLS failure at Warn.
+//
+// # Failures and bounds
+//
+// A send that cannot be delivered fails; it never waits without bound:
+//
+//   - A written message not acknowledged (synchronous) or not taken by the
+//     kernel (asynchronous) within Timeout fails with ErrTimeout, and its
+//     connection is closed.
+//   - Queued messages of a remote that takes nothing (no handshake, no ACK,
+//     no bytes read) fail within about 2×Timeout: exactly 2×Timeout plus
+//     the reconnect debounce of at most 0.55 s, counted from the remote's
+//     last progress or from the moment messages began to wait. A connect
+//     that fails (refused, TLS, timed out) fails every queued message at
+//     once. So a dead remote, or a frozen one whose kernel still accepts
+//     connections, costs each send at most that long; libchirp instead
+//     fails one queued message per reconnect attempt.
+//   - A connection the node cannot write to for Timeout is closed: every
+//     buffered write has that deadline, ACKs and NOOPs included. A peer
+//     that asks for ACKs and does not read them is owed at most a few
+//     hundred before the node stops reading it; it gets no more until it
+//     reads, and is closed after Timeout.
+//
+// An ACK goes back on the connection its message arrived on while that
+// connection is open (libchirp uses the remote's current connection, which
+// the newest handshake sets); user messages follow libchirp's routing. On
+// plaintext connections the port a peer announces in its handshake is not
+// authenticated: a process on the same IP that announces another peer's
+// port becomes that remote's current connection and receives the messages
+// this node sends to it, though no longer the ACKs meant for the real
+// peer. Use TLS (AlwaysEncrypt on loopback) where local processes are not
+// trusted.
 //
 // # TLS
 //

@@ -11,21 +11,27 @@ import (
 )
 
 // remote is a peer node, keyed by (IP, announced port). It owns the send
-// queues, the serial counter, the one message waiting for its ACK
-// (synchronous mode) and its current connection. Loop-owned.
+// queue, the serial counter, the one message waiting for its ACK
+// (synchronous mode) and its current connection. Control frames (ACKs,
+// NOOPs) are owed per connection (conn.ctrl). Loop-owned.
 type remote struct {
-	key      netip.AddrPort
-	conn     *conn // current connection, nil when none
-	queue    deque[*Message]
-	ctrl     []ctrlFrame // ACKs and NOOPs, written before user messages
-	waitAck  *Message
-	serial   uint32
-	active   time.Time
-	dialing  bool
-	blocked  bool           // reconnect debounce after a connection loss
-	ackTimer *reactor.Timer // deadline of waitAck, reused
-	removed  bool
-	dirty    bool // waiting for process after the current one
+	key     netip.AddrPort
+	conn    *conn // current connection, nil when none
+	queue   deque[*Message]
+	waitAck *Message
+	serial  uint32
+	active  time.Time
+	// progress is when the remote last took something (a handshake, an
+	// ACK, bytes the kernel took) or, if later, when its queue last became
+	// non-empty. Queued messages fail 2×Timeout after it (stalled).
+	progress   time.Time
+	stallTimer *reactor.Timer
+	stallArmed bool
+	dialing    bool
+	blocked    bool           // reconnect debounce after a connection loss
+	ackTimer   *reactor.Timer // deadline of waitAck, reused
+	removed    bool
+	dirty      bool // waiting for process after the current one
 }
 
 type ctrlFrame struct {
@@ -63,13 +69,72 @@ func (n *Node) enqueue(m *Message) {
 		return
 	}
 	rem := n.remoteFor(key)
-	if rem.conn != nil && n.now().Sub(rem.active) > n.s.reuse*3/4 {
+	now := n.now()
+	if c := rem.conn; c != nil && !c.noopOwed && now.Sub(rem.active) > n.s.reuse*3/4 {
 		// Probe a connection idle this long before trusting it.
-		rem.ctrl = append(rem.ctrl, ctrlFrame{typ: codec.Noop})
+		c.ctrl = append(c.ctrl, ctrlFrame{typ: codec.Noop})
+		c.noopOwed = true
 	}
 	m.remote = rem
+	if rem.queue.len() == 0 {
+		rem.progress = now
+	}
 	rem.queue.push(m)
+	if !rem.stallArmed {
+		n.armStall(rem, n.stallLimit())
+	}
 	n.process(rem)
+}
+
+// The reconnect debounce after a lost connection is random in
+// [debounceMin, debounceMin+debounceSpread), as libchirp's 50–549 ms.
+const (
+	debounceMin    = 50 * time.Millisecond
+	debounceSpread = 500 * time.Millisecond
+)
+
+// stallLimit is how long a remote may take nothing while messages wait:
+// 2×Timeout, the connect timeout, after the longest reconnect debounce. A
+// healthy remote that lost its connection takes the next handshake within
+// it, however short Timeout is.
+func (n *Node) stallLimit() time.Duration { return 2*n.s.timeout + debounceMin + debounceSpread }
+
+// armStall runs stalled after d.
+func (n *Node) armStall(rem *remote, d time.Duration) {
+	if rem.stallTimer == nil {
+		rem.stallTimer = n.r.NewTimer(func() { n.stalled(rem) })
+	}
+	rem.stallArmed = true
+	rem.stallTimer.Reset(d)
+}
+
+// stalled fails every queued message of rem when rem took nothing for
+// stallLimit (about 2×Timeout) while messages waited: a remote that refuses connections, or
+// whose process is frozen (its kernel completes connects, nothing answers
+// the handshake), costs each queued send at most that long, instead of one
+// failed message per reconnect attempt. A remote that makes progress,
+// however slowly, never stalls. The timer is checked lazily: it runs at
+// most once per 2×Timeout while messages are queued.
+func (n *Node) stalled(rem *remote) {
+	rem.stallArmed = false
+	if rem.removed || rem.queue.len() == 0 {
+		return
+	}
+	limit := n.stallLimit()
+	idle := n.now().Sub(rem.progress)
+	if idle < limit {
+		n.armStall(rem, limit-idle)
+		return
+	}
+	n.failQueue(rem, fmt.Errorf("%w: %s took nothing for %v", ErrTimeout, rem.key, idle.Round(time.Millisecond)))
+}
+
+// failQueue fails every message queued on rem. Sends made by the
+// completions meanwhile stay queued for the next attempt.
+func (n *Node) failQueue(rem *remote, err error) {
+	for _, m := range rem.queue.drain() {
+		n.finish(m, err)
+	}
 }
 
 // process writes what the remote may write now: control frames, then user
@@ -128,17 +193,8 @@ func (n *Node) processRemote(rem *remote) {
 		if c.rc.Buffered() > 0 {
 			return // continue when the kernel took the rest (drained)
 		}
-		hdrs := n.hdrs[:0]
-		for _, f := range rem.ctrl {
-			rem.serial++
-			h := codec.FrameHeader{Identity: f.id, Serial: rem.serial, Type: f.typ}
-			hdrs = h.Append(hdrs)
-			if f.typ == codec.Ack {
-				n.stats.acksOut.Add(1)
-			}
-		}
-		nctrl := len(rem.ctrl)
-		rem.ctrl = rem.ctrl[:0]
+		hdrs := n.appendCtrl(n.hdrs[:0], c, rem)
+		nctrl := len(c.ctrl)
 		batch := n.batch[:0]
 		if n.s.Asynchronous {
 			for rem.queue.len() > 0 && len(batch) < 64 {
@@ -173,7 +229,10 @@ func (n *Node) processRemote(rem *remote) {
 		}
 		err := c.write(bufs)
 		clear(bufs)
-		n.hdrs, n.bufs = hdrs, bufs[:0]
+		n.hdrs, n.bufs = keepScratch(hdrs), bufs[:0]
+		if nctrl > 0 {
+			n.ctrlWritten(c)
+		}
 		now := n.now()
 		if !n.s.Asynchronous {
 			for _, m := range batch { // at most one
@@ -191,15 +250,15 @@ func (n *Node) processRemote(rem *remote) {
 			return // the next message waits for the ACK
 		}
 		if err != nil || c.rc.Buffered() > 0 {
-			c.writing = append(c.writing, batch...)
+			c.writing = append(c.writing, batch...) // c.write armed the write deadline
 			clear(batch)
 			n.batch = batch[:0]
-			if c.writeTimer == nil && err == nil {
-				c.writeTimer = n.r.AfterFunc(n.s.timeout, func() { n.writeTimedOut(c) })
-			}
 			return
 		}
 		c.active, rem.active = now, now
+		if len(batch) > 0 {
+			rem.progress = now
+		}
 		for i, m := range batch {
 			batch[i] = nil
 			n.finish(m, nil)
@@ -222,9 +281,131 @@ func (n *Node) drained(c *conn) {
 		n.finish(m, nil)
 	}
 	for _, rem := range c.remotes() {
-		rem.active = now
+		rem.active, rem.progress = now, now
 		n.process(rem)
 	}
+	n.flushConn(c)
+	n.checkOutput(c)
+}
+
+// maxOwedCtrl bounds the control frames owed on one connection: at this
+// many the node stops reading it (pauseForOutput). An honest peer is owed
+// one or two (a synchronous sender waits for each ACK before its next
+// message); only a peer that asks for ACKs and does not read them gets
+// here. 256 frames are about 7 KiB on the wire.
+const maxOwedCtrl = 256
+
+// keptScratch is the capacity above which the node-wide header buffer is
+// dropped after a write instead of kept for the next one.
+const keptScratch = 64 << 10
+
+func keepScratch(b []byte) []byte {
+	if cap(b) > keptScratch {
+		return nil
+	}
+	return b
+}
+
+// queueAck owes the peer the ACK of a message that arrived on c: it goes
+// back on c while c is open, else on the remote's current connection. Not
+// on the remote's current connection first, as libchirp does: any socket
+// from the peer's IP can become that by announcing the peer's port, and
+// would take the peer's ACKs (the peer matches ACKs per remote, so the
+// wire is the same either way).
+func (n *Node) queueAck(c *conn, id codec.Identity) {
+	if c.closed {
+		if c.remote == nil || c.remote.conn == nil {
+			return // as libchirp: the sender failed the message with the connection
+		}
+		c = c.remote.conn
+	}
+	c.ctrl = append(c.ctrl, ctrlFrame{typ: codec.Ack, id: id})
+	if len(c.ctrl) >= maxOwedCtrl && !c.outPaused {
+		n.pauseForOutput(c)
+	}
+	n.flushConn(c)
+}
+
+// flushConn writes the control frames owed on c. On a remote's current
+// connection processRemote writes them, ahead of user messages; this
+// writes them on a connection that is no remote's current one any more
+// (replaced by a newer handshake).
+func (n *Node) flushConn(c *conn) {
+	for _, rem := range c.remotes() {
+		if rem.conn == c {
+			n.process(rem)
+			return
+		}
+	}
+	if len(c.ctrl) == 0 || c.closed || !c.ready || c.remote == nil || c.rc.Buffered() > 0 {
+		return // drained calls again
+	}
+	hdrs := n.appendCtrl(n.hdrs[:0], c, c.remote)
+	bufs := [1][]byte{hdrs}
+	if err := c.write(bufs[:]); err == nil {
+		c.active = n.now()
+	}
+	n.hdrs = keepScratch(hdrs)
+	n.ctrlWritten(c)
+}
+
+// appendCtrl appends the headers of the control frames owed on c, with
+// rem's serials.
+func (n *Node) appendCtrl(hdrs []byte, c *conn, rem *remote) []byte {
+	for _, f := range c.ctrl {
+		rem.serial++
+		h := codec.FrameHeader{Identity: f.id, Serial: rem.serial, Type: f.typ}
+		hdrs = h.Append(hdrs)
+		if f.typ == codec.Ack {
+			n.stats.acksOut.Add(1)
+		}
+	}
+	return hdrs
+}
+
+// ctrlWritten: the control frames owed on c were handed to the reactor.
+func (n *Node) ctrlWritten(c *conn) {
+	c.ctrl, c.noopOwed = c.ctrl[:0], false
+	if cap(c.ctrl) > 32 {
+		c.ctrl = nil // a burst's capacity is not kept
+	}
+	n.checkOutput(c)
+}
+
+// pauseForOutput stops reading c: the peer is owed maxOwedCtrl control
+// frames and does not read, and every message read would owe it one more.
+// The peer gets nothing more until it reads. Reading resumes once all owed
+// bytes are in the kernel (checkOutput); if that does not happen within
+// Timeout, the write deadline closes c.
+func (n *Node) pauseForOutput(c *conn) {
+	c.outPaused = true
+	if !c.waitBody {
+		c.rc.PauseRead()
+		n.stats.paused.Add(1)
+	}
+	if c.writeTimer == nil {
+		c.armWriteTimer()
+	}
+}
+
+// checkOutput resumes reading c, paused by pauseForOutput, when it owes
+// nothing any more.
+func (n *Node) checkOutput(c *conn) {
+	if !c.outPaused || c.closed || len(c.ctrl) > 0 || c.rc.Buffered() > 0 {
+		return
+	}
+	c.outPaused = false
+	if c.writeTimer != nil { // armed by pauseForOutput: nothing is buffered now
+		c.writeTimer.Stop()
+		c.writeTimer = nil
+	}
+	if c.waitBody {
+		return // still paused for a slot: release resumes
+	}
+	n.stats.paused.Add(-1)
+	// Not from here: the write that called us may still use the scratch
+	// buffers, and reading may deliver and write.
+	_ = n.r.Submit(func() { n.readAgain(c) })
 }
 
 func (n *Node) sendTimedOut(m *Message) {
@@ -345,13 +526,23 @@ func dialError(err error) error {
 	return fmt.Errorf("%w: %v", ErrCannotConnect, err)
 }
 
-// connLost applies libchirp's failure rule (PROTOCOL.md §2.7) to rem after
-// its connection c (nil: a failed connect) went away with err: the message
-// waiting for its ACK and those being written fail; if there were none,
-// the head of the queue fails, so a dead peer costs one message per
-// attempt. The rest stay queued and go out on a new connection after a
-// short random debounce.
+// connLost handles rem's connection c going away with err (c nil or not
+// ready: a connect attempt failed). An established connection follows
+// libchirp's failure rule (PROTOCOL.md §2.7): the message waiting for its
+// ACK and those being written fail; if there were none, the head of the
+// queue fails. The rest stay queued and go out on a new connection after a
+// short random debounce. A failed connect fails the whole queue: the
+// remote cannot be reached, and libchirp's one failure per attempt drains
+// a dead remote at a few messages per second.
 func (n *Node) connLost(rem *remote, c *conn, err error) {
+	if !rem.removed && !n.closing {
+		// Blocked first: completions below may send to rem again.
+		rem.blocked = true
+		n.r.AfterFunc(debounceMin+time.Duration(n.rng.Int64N(int64(debounceSpread))), func() {
+			rem.blocked = false
+			n.process(rem)
+		})
+	}
 	failed := false
 	if m := rem.waitAck; m != nil {
 		rem.waitAck = nil
@@ -366,18 +557,12 @@ func (n *Node) connLost(rem *remote, c *conn, err error) {
 		}
 		failed = true
 	}
-	if !failed && rem.queue.len() > 0 {
+	switch {
+	case c == nil || !c.ready:
+		n.failQueue(rem, err)
+	case !failed && rem.queue.len() > 0:
 		n.finish(rem.queue.pop(), err)
 	}
-	rem.ctrl = rem.ctrl[:0]
-	if rem.removed || n.closing {
-		return
-	}
-	rem.blocked = true
-	n.r.AfterFunc(time.Duration(50+n.rng.IntN(500))*time.Millisecond, func() {
-		rem.blocked = false
-		n.process(rem)
-	})
 }
 
 // dropRemote fails everything queued on rem and forgets it.
@@ -386,6 +571,9 @@ func (n *Node) dropRemote(rem *remote, err error) {
 		return
 	}
 	rem.removed = true
+	if rem.stallTimer != nil {
+		rem.stallTimer.Stop()
+	}
 	delete(n.remotes, rem.key)
 	n.stats.remotes.Add(-1)
 	if m := rem.waitAck; m != nil {
