@@ -159,8 +159,8 @@
 // authenticated: a process on the same IP that announces another peer's
 // port becomes that remote's current connection and receives the messages
 // this node sends to it, though no longer the ACKs meant for the real
-// peer. Use TLS (AlwaysEncrypt on loopback) where local processes are not
-// trusted.
+// peer. Where local processes are not trusted, use TLS (AlwaysEncrypt on
+// loopback): then only holders of a certificate from the node's CA connect.
 //
 // # TLS
 //

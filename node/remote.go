@@ -126,7 +126,7 @@ func (n *Node) stalled(rem *remote) {
 		n.armStall(rem, limit-idle)
 		return
 	}
-	n.failQueue(rem, fmt.Errorf("%w: %s took nothing for %v", ErrTimeout, rem.key, idle.Round(time.Millisecond)))
+	n.failQueue(rem, fmt.Errorf("%w: remote made no progress for %v", ErrTimeout, idle.Round(time.Millisecond)))
 }
 
 // failQueue fails every message queued on rem. Sends made by the
