@@ -126,7 +126,7 @@ func (n *Node) openConn(c *conn, rc *reactor.Conn) {
 		}
 		c.plainFn = func(p []byte) { n.readPlain(c, p) }
 		c.tls = tlsconn.NewSession(n.r, cfg, client, n.s.connectTimeout,
-			func(ct []byte) error { return rc.Write(ct) },
+			func(ct []byte) error { return c.deadlined(rc.Write(ct)) },
 			func(err error) { n.tlsDone(c, err) })
 		return
 	}
@@ -169,12 +169,15 @@ func (n *Node) tlsDone(c *conn, err error) {
 // the bytes are (user messages, ACKs, NOOPs, a handshake): a peer that
 // does not read is closed (writeTimedOut), in both modes.
 func (c *conn) write(bufs [][]byte) error {
-	var err error
 	if c.tls != nil {
-		err = c.tls.Writev(bufs)
-	} else {
-		err = c.rc.Writev(bufs)
+		return c.tls.Writev(bufs) // through the session's write function: deadlined
 	}
+	return c.deadlined(c.rc.Writev(bufs))
+}
+
+// deadlined arms the write deadline after a write of c that left bytes
+// buffered, and passes the write's error on.
+func (c *conn) deadlined(err error) error {
 	if err == nil && c.writeTimer == nil && c.rc.Buffered() > 0 {
 		c.armWriteTimer()
 	}

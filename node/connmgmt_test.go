@@ -57,20 +57,44 @@ func TestNoopProbeGoesAheadOfMessageAfterLongIdle(t *testing.T) {
 		t.Fatalf("first frame %q", first.Data)
 	}
 	time.Sleep(1600 * time.Millisecond)
-	m2, _ := NewMessage(dst, []byte("second"))
-	if err := n.Send(ctxT(t), m2); err != nil {
+	// A burst of sends after the idle time, queued in one go as a drained
+	// inbox queues them: one probe, not one per send.
+	errs := make(chan error, 3)
+	if err := n.r.Submit(func() {
+		if n.cork() {
+			defer n.uncork()
+		}
+		for _, s := range []string{"second", "third", "fourth"} {
+			m, _ := NewMessage(dst, []byte(s))
+			if err := n.SendOnLoop(m, func(_ *Message, err error) { errs <- err }); err != nil {
+				errs <- err
+			}
+		}
+	}); err != nil {
 		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	noop := p.readFrame()
 	if noop.Type != codec.Noop || !noop.Identity.IsZero() || noop.HeaderLen != 0 || noop.DataLen != 0 {
 		t.Fatalf("expected NOOP probe, got type %v identity %v", noop.Type, noop.Identity)
 	}
-	second := p.readFrame()
-	if string(second.Data) != "second" {
-		t.Fatalf("after the probe: %q", second.Data)
+	serial := noop.Serial
+	if serial != first.Serial+1 {
+		t.Fatalf("serials %d, %d are not consecutive", first.Serial, serial)
 	}
-	if noop.Serial != first.Serial+1 || second.Serial != noop.Serial+1 {
-		t.Fatalf("serials %d, %d, %d are not consecutive", first.Serial, noop.Serial, second.Serial)
+	for _, want := range []string{"second", "third", "fourth"} {
+		f := p.readFrame()
+		if f.Type == codec.Noop {
+			t.Fatalf("a second NOOP probe before %q", want)
+		}
+		if string(f.Data) != want || f.Serial != serial+1 {
+			t.Fatalf("after the probe: %q serial %d, want %q serial %d", f.Data, f.Serial, want, serial+1)
+		}
+		serial = f.Serial
 	}
 }
 
