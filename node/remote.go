@@ -23,7 +23,7 @@ type remote struct {
 	active  time.Time
 	// progress is when the remote last took something (a handshake, an
 	// ACK, bytes the kernel took) or, if later, when its queue last became
-	// non-empty. Queued messages fail 2×Timeout after it (stalled).
+	// non-empty. Queued messages fail stallLimit after it (stalled).
 	progress   time.Time
 	stallTimer *reactor.Timer
 	stallArmed bool
@@ -109,12 +109,14 @@ func (n *Node) armStall(rem *remote, d time.Duration) {
 }
 
 // stalled fails every queued message of rem when rem took nothing for
-// stallLimit (about 2×Timeout) while messages waited: a remote that refuses connections, or
-// whose process is frozen (its kernel completes connects, nothing answers
-// the handshake), costs each queued send at most that long, instead of one
-// failed message per reconnect attempt. A remote that makes progress,
-// however slowly, never stalls. The timer is checked lazily: it runs at
-// most once per 2×Timeout while messages are queued.
+// stallLimit (about 2×Timeout) while messages waited. A remote that
+// refuses connections, or whose process is frozen (its kernel completes
+// connects, nothing answers the handshake), so costs each queued send at
+// most that long, instead of one failed message per reconnect attempt. A
+// remote that makes progress, however slowly, never stalls: each written
+// message has its own deadline of Timeout, and a reconnect takes less than
+// stallLimit. The timer is not reset by progress but looks again when it
+// fires, so it runs at most once per stallLimit while messages wait.
 func (n *Node) stalled(rem *remote) {
 	rem.stallArmed = false
 	if rem.removed || rem.queue.len() == 0 {
