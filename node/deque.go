@@ -29,8 +29,16 @@ func (d *deque[T]) pop() T {
 	d.buf[d.head] = zero
 	d.head = (d.head + 1) % len(d.buf)
 	d.n--
+	if d.n == 0 && len(d.buf) > maxKeptDeque {
+		d.buf, d.head = nil, 0 // a burst's storage is not kept
+	}
 	return v
 }
+
+// maxKeptDeque is the capacity above which an emptied deque gives its
+// storage back: a steady stream reuses up to this much, a burst (a remote's
+// queue while it was unreachable) does not stay allocated.
+const maxKeptDeque = 1024
 
 // drain removes and returns all elements in order.
 func (d *deque[T]) drain() []T {

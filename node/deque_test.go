@@ -31,3 +31,24 @@ func TestDequeKeepsOrderAcrossGrowthAndWrap(t *testing.T) {
 		t.Fatalf("steady push/pop allocates %v", allocs)
 	}
 }
+
+func TestDequeGivesBackABurstsStorageWhenEmptied(t *testing.T) {
+	var d deque[*int]
+	for i := 0; i < 100000; i++ {
+		d.push(new(int))
+	}
+	for d.len() > 1 {
+		d.pop()
+	}
+	if len(d.buf) < 100000 {
+		t.Fatalf("storage %d while %d elements wait", len(d.buf), d.len())
+	}
+	d.pop()
+	if d.buf != nil {
+		t.Fatalf("an emptied deque keeps storage for %d elements", len(d.buf))
+	}
+	d.push(new(int)) // and works on
+	if d.len() != 1 || d.pop() == nil {
+		t.Fatal("deque broken after giving its storage back")
+	}
+}
