@@ -392,6 +392,10 @@ func TestFrozenPeerFailsQueuedSendsWithinTheBound(t *testing.T) {
 			if all.longest > bound {
 				t.Errorf("a send took %v, the bound is %v", all.longest, bound)
 			}
+			if !async && (burstErrs != len(ps) || all.errs != all.sends) {
+				t.Errorf("synchronous sends succeeded although the frozen peer released nothing: burst %d of %d failed, senders %d of %d",
+					burstErrs, len(ps), all.errs, all.sends)
+			}
 			if burstErrs == 0 || all.errs == 0 {
 				t.Errorf("no send failed although the peer was frozen: burst %d, senders %d", burstErrs, all.errs)
 			}
