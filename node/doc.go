@@ -36,15 +36,16 @@
 // synchronous if their producer is.
 //
 // One combination stalls, in libchirp too: a synchronous node whose
-// handler replies to a received message with Send cannot serve a peer that
-// pipelines several messages on one connection. The handler holds the
-// connection's only slot until the reply is acknowledged, and the reply's
-// ACK arrives behind the peer's next message, which waits for that slot:
-// the reply fails with ErrTimeout and the connection is closed. A node
-// that replies from its handler should therefore be asynchronous (the
-// recommended configuration for servers); a synchronous one must copy what
-// it needs, release the received message, and then send a new message as
-// the reply.
+// handler replies (m.Reply, or Send of the received message) cannot serve
+// a peer that pipelines several messages on one connection, as
+// asynchronous nodes do. The handler holds the connection's only slot
+// until the reply is acknowledged, and the reply's ACK arrives behind the
+// peer's next message, which waits for that slot: the reply fails with
+// ErrTimeout and the connection is closed. So a server whose clients may
+// be asynchronous should be asynchronous itself (Config.Asynchronous, the
+// recommended configuration); a synchronous one must copy what it needs,
+// release the received message, and then send a new message with the same
+// Identity as the reply.
 //
 // # Slots and release
 //
