@@ -186,7 +186,13 @@ func (c *conn) deadlined(err error) error {
 
 func (c *conn) armWriteTimer() {
 	n := c.n
-	c.writeTimer = n.r.AfterFunc(n.s.timeout, func() { n.writeTimedOut(c) })
+	c.writeTimer = n.r.AfterFunc(n.s.timeout, func() {
+		// The reason is logged here: the close itself is logged at Debug,
+		// as any close that fails a send with the reason.
+		n.log.Warn("chirp: closing connection: the peer does not read what we write", "peer", c.rc.RemoteAddr(),
+			"buffered", c.rc.Buffered(), "owedControlFrames", len(c.ctrl), "timeout", n.s.timeout)
+		n.writeTimedOut(c)
+	})
 }
 
 // read takes what arrived on c (loop). It returns how much it consumed:
