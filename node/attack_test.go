@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/gochirp/chirp/codec"
 	"github.com/gochirp/chirp/internal/heap"
+	"github.com/gochirp/chirp/tlsconn"
 )
 
 // The attacks of issue 14, kept as regression tests: each one ran against
@@ -486,4 +489,112 @@ func TestMixedModeStallIsAsDocumented(t *testing.T) {
 			t.Fatalf("%d echoes of 4", got)
 		}
 	})
+}
+
+// outputPaused reports whether the node stopped reading a connection for
+// output it owes (asked on the loop).
+func outputPaused(n *Node) bool {
+	ch := make(chan bool, 1)
+	if n.r.Submit(func() {
+		paused := false
+		for c := range n.conns {
+			paused = paused || c.outPaused
+		}
+		ch <- paused
+	}) != nil {
+		return false
+	}
+	return <-ch
+}
+
+// TestAckFloodReaderThatCatchesUpGetsEveryAck: the read pause for owed
+// output is a pause, not a loss. A peer writes many REQ_ACK frames without
+// reading until the node stops reading it, then reads: every frame is
+// delivered once and every ACK comes back, in order, plaintext and TLS
+// (where decrypted bytes wait while paused).
+func TestAckFloodReaderThatCatchesUpGetsEveryAck(t *testing.T) {
+	chain := chainFiles(t, "ca", 1)[0]
+	creds, err := tlsconn.Load(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		async bool
+		tls   bool
+	}{{"sync-plaintext", false, false}, {"async-tls", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig(tc.async, nil)
+			ip := "127.0.0.1"
+			if tc.tls {
+				cfg = tlsConfig(tc.async, nil, chain)
+				ip = "127.0.0.2"
+			}
+			cfg.Timeout = 20 * time.Second // no close: this peer reads in the end
+			n := startNode(t, cfg)
+			var c net.Conn
+			d := net.Dialer{Timeout: rawIOTimeout, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+			c, err := d.Dial("tcp", at(ip, n))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tcp := c.(*net.TCPConn)
+			_ = tcp.SetReadBuffer(4096) // the node's output backs up sooner
+			if tc.tls {
+				c = tls.Client(c, creds.ClientConfig())
+			}
+			defer c.Close()
+			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+			var id codec.Identity
+			if _, err := c.Write(codec.Handshake{Port: 1, Identity: id}.Append(nil)); err != nil {
+				t.Fatal(err)
+			}
+			hs := make([]byte, codec.HandshakeSize)
+			if _, err := io.ReadFull(c, hs); err != nil {
+				t.Fatal(err)
+			}
+
+			const frames = 200000 // 5.4 MB of ACKs owed: more than socket buffers hold
+			wrote := make(chan error, 1)
+			go func() {
+				var batch []byte
+				for i := 0; i < frames; {
+					batch = batch[:0]
+					for k := 0; k < 512 && i < frames; k, i = k+1, i+1 {
+						var id codec.Identity
+						binary.BigEndian.PutUint64(id[:], uint64(i))
+						h := codec.FrameHeader{Identity: id, Serial: uint32(i), Type: codec.ReqAck}
+						batch = h.Append(batch)
+					}
+					if _, err := c.Write(batch); err != nil {
+						wrote <- err
+						return
+					}
+				}
+				wrote <- nil
+			}()
+			eventually(t, 20*time.Second, "the node to stop reading the peer", func() bool { return outputPaused(n) })
+			time.Sleep(200 * time.Millisecond) // the writer is blocked by now
+			_ = tcp.SetReadBuffer(4 << 20)     // and now read at loopback speed
+
+			ack := make([]byte, codec.FrameHeaderSize)
+			for i := 0; i < frames; i++ {
+				_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				if _, err := io.ReadFull(c, ack); err != nil {
+					t.Fatalf("ACK %d of %d: %v; stats %+v", i, frames, err, n.Stats())
+				}
+				h, _ := codec.ParseFrameHeader(ack)
+				if got := binary.BigEndian.Uint64(h.Identity[:]); h.Type != codec.Ack || got != uint64(i) {
+					t.Fatalf("frame %d: type %v for message %d, want the ACK of %d", i, h.Type, got, i)
+				}
+			}
+			if err := <-wrote; err != nil {
+				t.Fatalf("peer write: %v", err)
+			}
+			st := n.Stats()
+			if st.MessagesIn != frames || st.AcksOut != frames || st.PausedConnections != 0 {
+				t.Fatalf("stats %+v, want %d in and out, no pause left", st, frames)
+			}
+		})
+	}
 }
