@@ -140,9 +140,9 @@
 //     kernel (asynchronous) within Timeout fails with ErrTimeout, and its
 //     connection is closed.
 //   - Queued messages of a remote that takes nothing (no handshake, no ACK,
-//     no bytes read) fail within about 2×Timeout: exactly 2×Timeout plus
-//     the reconnect debounce of at most 0.55 s, counted from the remote's
-//     last progress or from the moment messages began to wait. A connect
+//     no bytes read) fail within about 2×Timeout: 2×Timeout plus the
+//     longest reconnect debounce (0.55 s), counted from the remote's last
+//     progress or from the moment messages began to wait. A connect
 //     that fails (refused, TLS, timed out) fails every queued message at
 //     once. So a dead remote, or a frozen one whose kernel still accepts
 //     connections, costs each send at most that long; libchirp instead
