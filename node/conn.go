@@ -303,7 +303,7 @@ func (n *Node) handshake(c *conn) {
 	key := netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), hs.Port)
 	rem := n.remoteFor(key)
 	c.remote = rem
-	rem.progress = n.now() // a connection that works: a frozen peer sends no handshake
+	rem.progressed(n.now()) // a connection that works: a frozen peer sends no handshake
 	// The connection whose handshake completed last is the current one;
 	// the one it replaces stays open until idle (simultaneous connects).
 	if old := rem.conn; old != nil && old != c {
@@ -320,7 +320,7 @@ func (n *Node) handshake(c *conn) {
 			if df.conn == nil {
 				df.conn = c
 			}
-			df.progress = rem.progress
+			df.progressed(rem.progress)
 			n.process(df)
 		}
 	}
@@ -345,7 +345,7 @@ func (n *Node) frame(c *conn) {
 		for _, rem := range c.remotes() {
 			if m := rem.waitAck; m != nil && m.Identity == h.Identity {
 				rem.waitAck = nil
-				rem.progress = n.now()
+				rem.progressed(n.now())
 				n.stats.acksIn.Add(1)
 				n.finish(m, nil)
 				n.process(rem)

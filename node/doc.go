@@ -147,6 +147,11 @@
 //     once. So a dead remote, or a frozen one whose kernel still accepts
 //     connections, costs each send at most that long; libchirp instead
 //     fails one queued message per reconnect attempt.
+//   - After that, for the same 2×Timeout plus 0.55 s, sends to the remote
+//     fail at once with the same error while it has no connection, so a
+//     producer sending one message after the other is not held to one per
+//     attempt either. Meanwhile the node keeps trying, at most once per
+//     reconnect debounce; the first handshake ends this.
 //   - A connection the node cannot write to for Timeout is closed: every
 //     buffered write has that deadline, ACKs and NOOPs included. A peer
 //     that asks for ACKs and does not read them is owed at most a few

@@ -27,11 +27,17 @@ type remote struct {
 	progress   time.Time
 	stallTimer *reactor.Timer
 	stallArmed bool
-	dialing    bool
-	blocked    bool           // reconnect debounce after a connection loss
-	ackTimer   *reactor.Timer // deadline of waitAck, reused
-	removed    bool
-	dirty      bool // waiting for process after the current one
+	// unreachable is why the last connect attempt failed, or the queue
+	// stalled, at unreachableAt, while nothing came from the remote since.
+	// For stallLimit after it, sends fail at once (enqueue).
+	unreachable   error
+	unreachableAt time.Time
+	probe         bool // dial although nothing is queued: is it back?
+	dialing       bool
+	blocked       bool           // reconnect debounce after a connection loss
+	ackTimer      *reactor.Timer // deadline of waitAck, reused
+	removed       bool
+	dirty         bool // waiting for process after the current one
 }
 
 type ctrlFrame struct {
@@ -70,6 +76,20 @@ func (n *Node) enqueue(m *Message) {
 	}
 	rem := n.remoteFor(key)
 	now := n.now()
+	if rem.unreachable != nil && rem.conn == nil {
+		if now.Sub(rem.unreachableAt) < n.stallLimit() {
+			// Known unreachable a moment ago: fail at once, with that
+			// reason, rather than after another attempt, so that a
+			// producer sending one message after the other is not slowed
+			// to one message per attempt. One attempt runs meanwhile (at
+			// most one per reconnect debounce) to see whether it is back.
+			rem.probe = true
+			n.process(rem)
+			n.finish(m, rem.unreachable)
+			return
+		}
+		rem.unreachable = nil // old news: try again
+	}
 	if c := rem.conn; c != nil && !c.noopOwed && now.Sub(rem.active) > n.s.reuse*3/4 {
 		// Probe a connection idle this long before trusting it.
 		c.ctrl = append(c.ctrl, ctrlFrame{typ: codec.Noop})
@@ -98,6 +118,14 @@ const (
 // healthy remote that lost its connection takes the next handshake within
 // it, however short Timeout is.
 func (n *Node) stallLimit() time.Duration { return 2*n.s.timeout + debounceMin + debounceSpread }
+
+// progressed notes that rem took something at now.
+func (rem *remote) progressed(now time.Time) { rem.progress, rem.unreachable = now, nil }
+
+// unreachableSince notes that rem could not be reached, for err.
+func (rem *remote) unreachableSince(now time.Time, err error) {
+	rem.unreachable, rem.unreachableAt = err, now
+}
 
 // armStall runs stalled after d.
 func (n *Node) armStall(rem *remote, d time.Duration) {
@@ -128,7 +156,9 @@ func (n *Node) stalled(rem *remote) {
 		n.armStall(rem, limit-idle)
 		return
 	}
-	n.failQueue(rem, fmt.Errorf("%w: remote made no progress for %v", ErrTimeout, idle.Round(time.Millisecond)))
+	err := fmt.Errorf("%w: remote made no progress for %v", ErrTimeout, idle.Round(time.Millisecond))
+	rem.unreachableSince(n.now(), err)
+	n.failQueue(rem, err)
 }
 
 // failQueue fails every message queued on rem. Sends made by the
@@ -187,7 +217,7 @@ func (n *Node) processRemote(rem *remote) {
 	for !rem.removed {
 		c := rem.conn
 		if c == nil || !c.ready || c.closed {
-			if c == nil && rem.queue.len() > 0 && !rem.dialing && !rem.blocked && !n.closing {
+			if c == nil && (rem.queue.len() > 0 || rem.probe) && !rem.dialing && !rem.blocked && !n.closing {
 				n.dial(rem)
 			}
 			return
@@ -259,7 +289,7 @@ func (n *Node) processRemote(rem *remote) {
 		}
 		c.active, rem.active = now, now
 		if len(batch) > 0 {
-			rem.progress = now
+			rem.progressed(now)
 		}
 		for i, m := range batch {
 			batch[i] = nil
@@ -283,7 +313,8 @@ func (n *Node) drained(c *conn) {
 		n.finish(m, nil)
 	}
 	for _, rem := range c.remotes() {
-		rem.active, rem.progress = now, now
+		rem.active = now
+		rem.progressed(now)
 		n.process(rem)
 	}
 	n.flushConn(c)
@@ -474,7 +505,7 @@ func (n *Node) finish(m *Message, err error) {
 
 // dial opens a connection for rem (loop).
 func (n *Node) dial(rem *remote) {
-	rem.dialing = true
+	rem.dialing, rem.probe = true, false
 	c := &conn{n: n, dialFor: rem}
 	c.connectTimer = n.r.AfterFunc(n.s.connectTimeout, func() { n.connectTimedOut(c) })
 	if err := n.r.Dial(rem.key, n.s.connectTimeout, c, func(rc *reactor.Conn, err error) { n.dialed(c, rc, err) }); err != nil {
@@ -561,6 +592,7 @@ func (n *Node) connLost(rem *remote, c *conn, err error) {
 	}
 	switch {
 	case c == nil || !c.ready:
+		rem.unreachableSince(n.now(), err)
 		n.failQueue(rem, err)
 	case !failed && rem.queue.len() > 0:
 		n.finish(rem.queue.pop(), err)
