@@ -55,7 +55,8 @@ type Config struct {
 	// Timeout of a send (write and ACK) and, doubled and capped at 60 s, of
 	// a connect: 0.1 s..1200 s, 0 for 5 s.
 	Timeout time.Duration
-	// ReuseTime after which idle connections and remotes are closed:
+	// ReuseTime after which idle connections and remotes are closed (within
+	// ReuseTime + Timeout of their last use):
 	// 0.5 s..3600 s, 0 for 30 s. The effective value is at least 3×Timeout.
 	ReuseTime time.Duration
 	// MaxMessageSize limits header+data of received messages; 0 for 100 MiB.

@@ -406,7 +406,7 @@ func TestNetSimMesh(t *testing.T) {
 			}
 			// Idle: every connection is closed by the garbage collection.
 			idle := time.Now()
-			limit := 2*reuse + timeout
+			limit := reuse + timeout
 			if _, ok := eventually(limit+5*time.Second, func() bool {
 				for _, a := range as {
 					if a.Stats().Connections > 0 {
