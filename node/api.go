@@ -97,7 +97,7 @@ func (n *Node) Recv(ctx context.Context) (*Message, error) {
 		return m, nil
 	}
 	c := m.detached()
-	_ = m.Release()
+	m.autoRelease() // nobody else saw m: it is reused
 	return c, nil
 }
 
@@ -326,19 +326,43 @@ func (q *msgQueue) pop(ctx context.Context) (*Message, error) {
 func (q *msgQueue) close() { q.once.Do(func() { close(q.closed) }) }
 
 // deliver hands a received message to the application (loop).
+//
+// With automatic release the message goes back to msgPool once the node
+// released it and nothing of the application can hold it any more: the
+// handler returned (inline, workers) and the slot is free (after a send
+// made of it finished). Request answers and messages with ManualRelease
+// stay with the application and are never reused.
 func (n *Node) deliver(m *Message) {
+	m.refs.Store(keepForever)
 	if n.waiters.take(m) {
 		return
 	}
 	n.trackHeld(m)
-	switch n.s.Receive {
-	case ReceiveQueue:
+	auto := !n.s.ManualRelease
+	switch {
+	case n.s.Receive == ReceiveQueue:
+		if auto {
+			m.refs.Store(1) // the slot; Recv hands out a copy
+		}
 		n.recvQ.push(m)
-	case ReceiveInline:
-		if !n.serve(n.s.Handler, m, true) && !n.s.ManualRelease && m.held.CompareAndSwap(true, false) {
+	case n.s.Receive == ReceiveInline:
+		if auto {
+			m.refs.Store(2) // the handler and the slot
+		}
+		if !n.serve(n.s.Handler, m, true) && auto && m.held.CompareAndSwap(true, false) {
 			n.release(m)
 		}
+		if auto {
+			m.unref() // the handler's reference: m may be reused now
+		}
+	case n.s.Handler == nil: // workers without a handler: nobody sees m
+		m.refs.Store(1)
+		m.held.Store(false)
+		n.release(m)
 	default:
+		if auto {
+			m.refs.Store(2) // the handler and the slot
+		}
 		n.work.push(m)
 	}
 }

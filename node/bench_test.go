@@ -1,14 +1,105 @@
 package node
 
 import (
-	"context"
 	"fmt"
 	"testing"
+	"time"
 )
+
+// passRig is a sender node and an echo node over loopback in one process:
+// a pass is a message to the echo node and its echo back. Both nodes use
+// automatic release, the echo node sends the received message back as is
+// (zero copy, released when that send finished) and the sender's handler
+// only counts: the way to a pass without allocations.
+type passRig struct {
+	tx     *Node
+	msgs   []*Message
+	echoes chan struct{}
+	sent   chan *Message
+	done   func(*Message, error)
+	errs   chan error
+}
+
+func newPassRig(t testing.TB, async bool, mode ReceiveMode, inflight int) *passRig {
+	t.Helper()
+	en := new(*Node)
+	ecfg := testConfig(async, autoEcho(mode, en))
+	ecfg.Receive = mode
+	*en = startNode(t, ecfg)
+	r := &passRig{echoes: make(chan struct{}, 1024), sent: make(chan *Message, inflight), errs: make(chan error, 1)}
+	tcfg := testConfig(async, HandlerFunc(func(*Message) { r.echoes <- struct{}{} }))
+	tcfg.Receive = mode
+	r.tx = startNode(t, tcfg)
+	r.msgs = make([]*Message, inflight)
+	for i := range r.msgs {
+		r.msgs[i], _ = NewMessage(addr(*en), []byte("hello"))
+	}
+	r.done = func(m *Message, err error) {
+		if err != nil {
+			select {
+			case r.errs <- err:
+			default:
+			}
+		}
+		r.sent <- m
+	}
+	return r
+}
+
+// autoEcho sends every message back from the handler and leaves the
+// release to the node, which frees the slot when the echo finished.
+func autoEcho(mode ReceiveMode, n **Node) Handler {
+	if mode == ReceiveInline {
+		return HandlerFunc(func(m *Message) { _ = (*n).SendOnLoop(m, nil) })
+	}
+	return HandlerFunc(func(m *Message) { _ = (*n).SendAsync(m, nil) })
+}
+
+// run does k passes with up to len(r.msgs) in flight and waits for all.
+func (r *passRig) run(k int) error {
+	issued := 0
+	for _, m := range r.msgs {
+		if issued == k {
+			break
+		}
+		if err := r.tx.SendAsync(m, r.done); err != nil {
+			return err
+		}
+		issued++
+	}
+	stall := time.NewTimer(10 * time.Second) // one timer: time.After would allocate per pass
+	defer stall.Stop()
+	for got := 0; got < k; got++ {
+		select {
+		case <-r.echoes:
+		case err := <-r.errs:
+			return err
+		case <-stall.C:
+			return fmt.Errorf("no echo within 10s after %d of %d passes", got, k)
+		}
+		if got&255 == 0 {
+			stall.Reset(10 * time.Second)
+		}
+		m := <-r.sent
+		if issued < k {
+			issued++
+			if err := r.tx.SendAsync(m, r.done); err != nil {
+				return err
+			}
+		}
+	}
+	select {
+	case err := <-r.errs:
+		return err
+	default:
+		return nil
+	}
+}
 
 // BenchmarkPass measures one pass: a message to an echo node and its echo
 // back, over loopback, in one process, with inline handlers (the echo node
 // is the zero-copy inline echo). inflight sends are kept in flight.
+// allocs/op is what both nodes allocate per pass: 0 in steady state.
 func BenchmarkPass(b *testing.B) {
 	for _, async := range []bool{false, true} {
 		for _, inflight := range []int{1, 16} {
@@ -17,45 +108,16 @@ func BenchmarkPass(b *testing.B) {
 				mode = "async"
 			}
 			b.Run(fmt.Sprintf("%s/inflight=%d", mode, inflight), func(b *testing.B) {
-				ecfg, en := inlineEcho(async)
-				*en = startNode(b, ecfg)
-				echoes := make(chan struct{}, 1024)
-				tcfg := testConfig(async, HandlerFunc(func(*Message) { echoes <- struct{}{} }))
-				tcfg.Receive = ReceiveInline
-				tx := startNode(b, tcfg)
-				msgs := make([]*Message, inflight)
-				for i := range msgs {
-					msgs[i], _ = NewMessage(addr(*en), []byte("hello"))
-				}
-				sent := make(chan *Message, inflight)
-				done := func(m *Message, err error) {
-					if err != nil {
-						b.Error(err)
-					}
-					sent <- m
+				r := newPassRig(b, async, ReceiveInline, inflight)
+				if err := r.run(100); err != nil { // connect, warm up
+					b.Fatal(err)
 				}
 				b.ReportAllocs()
 				b.ResetTimer()
-				for i := range msgs {
-					if i < b.N {
-						if err := tx.SendAsync(msgs[i], done); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
-				issued := min(inflight, b.N)
-				for got := 0; got < b.N; got++ {
-					<-echoes
-					m := <-sent
-					if issued < b.N {
-						issued++
-						if err := tx.SendAsync(m, done); err != nil {
-							b.Fatal(err)
-						}
-					}
+				if err := r.run(b.N); err != nil {
+					b.Fatal(err)
 				}
 				b.StopTimer()
-				_ = tx.Close(context.Background())
 			})
 		}
 	}

@@ -359,12 +359,11 @@ func (n *Node) frame(c *conn) {
 		if f.Buf != nil {
 			s.Own(f.Buf)
 		}
-		m := &Message{
-			Identity: h.Identity, Serial: h.Serial, Header: f.Header, Data: f.Data,
-			Addr:           netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), c.port),
-			RemoteIdentity: c.peerID,
-			ackWanted:      h.Type&codec.ReqAck != 0, slot: s, conn: c, node: n,
-		}
+		m := newReceived()
+		m.Identity, m.Serial, m.Header, m.Data = h.Identity, h.Serial, f.Header, f.Data
+		m.Addr = netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), c.port)
+		m.RemoteIdentity = c.peerID
+		m.ackWanted, m.slot, m.conn, m.node = h.Type&codec.ReqAck != 0, s, c, n
 		m.held.Store(true)
 		n.touch(c)
 		n.stats.msgIn.Add(1)
@@ -383,6 +382,14 @@ func (n *Node) release(m *Message) {
 		m.releaseAfterSend = true
 		return
 	}
+	n.freeSlot(m)
+	// Last: frames freeSlot decoded must not get m's struct while it is
+	// still in use here.
+	m.unref()
+}
+
+// freeSlot is release's work on the connection (loop).
+func (n *Node) freeSlot(m *Message) {
 	c := m.conn
 	if i := m.slot.Index(); c.held[i] == m {
 		c.held[i] = nil

@@ -59,6 +59,20 @@
 // the application's job, and a forgotten release shows in Stats.SlotsInUse
 // and a debug log line naming the message.
 //
+// Received messages are recycled, so receiving allocates nothing: with
+// automatic release, once the node released a message itself and the
+// handler returned (and a send made of it, a reply, finished), the node
+// reuses the Message for a later one. The handler must therefore not keep
+// the pointer, as it must not keep Header and Data; copy what it needs.
+// A pointer stays the application's in the other cases, which never reuse
+// the Message: a message the application released itself (Release or
+// ReleaseOnLoop, so a second Release returns ErrNotHeld whenever it comes,
+// never releasing another message), messages received with ManualRelease,
+// answers of Request and RequestHeld, and copies handed out by Recv. A
+// generation count cannot replace this rule: a stale pointer and the
+// message reusing its struct are the same pointer, with nothing to compare
+// a generation with.
+//
 // # Receiving
 //
 //   - ReceiveWorkers (default): Config.Handler runs on a pool of Workers
@@ -82,9 +96,10 @@
 // sends in flight. All are safe from any goroutine. Code that already runs on
 // the loop (inline handlers, completion callbacks) may use SendOnLoop and
 // Message.ReleaseOnLoop instead, which skip the hand-off: the fastest echo is
-// an inline handler that sends the message back with SendOnLoop and releases
-// it in the completion. A message released while it is being sent keeps its
-// slot until that send finished.
+// an inline handler with automatic release that sends the message back with
+// SendOnLoop and returns. A message released while it is being sent keeps
+// its slot until that send finished (then the node frees it, and reuses
+// the Message).
 //
 // The sends a node holds, accepted and not finished, are bounded by
 // Config.MaxPending (4096 by default), over all remotes, so a producer that

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,7 +28,11 @@ type Identity = codec.Identity
 //
 // A received message holds one of its connection's slots until it is
 // released; Header and Data alias the slot's buffer and are valid only
-// until then.
+// until then. With automatic release, a message the node released itself
+// is reused for a later received message once the handler returned (and a
+// send made of it finished): the handler must not keep the pointer. A
+// message the application released itself, or one received with
+// ManualRelease, is never reused (see the package guide, Slots and release).
 type Message struct {
 	// Identity is random for a new message and kept by replies.
 	Identity Identity
@@ -61,6 +66,32 @@ type Message struct {
 	// releaseAfterSend: released while being sent; the slot is freed when
 	// the send finished (loop-owned).
 	releaseAfterSend bool
+	// refs counts what must still happen before a received message goes
+	// back to msgPool: its handler returning and its slot being freed
+	// (unref). Set on the loop before the message is handed out; messages
+	// that must never be reused start at keepForever, and a release by the
+	// application pins the message with one more reference.
+	refs atomic.Int32
+}
+
+// keepForever is the refs of a message that is never reused: more than
+// the unrefs it can get.
+const keepForever = 1 << 20
+
+// msgPool recycles received messages: zero allocations per message in
+// steady state. Only the node's own releases put messages back (unref).
+var msgPool = sync.Pool{New: func() any { return new(Message) }}
+
+// newReceived returns a zeroed message for a received frame (loop).
+func newReceived() *Message { return msgPool.Get().(*Message) }
+
+// unref drops one of the references counted in refs; the last one returns
+// m to the pool. Whoever calls it must not touch m afterwards.
+func (m *Message) unref() {
+	if m.refs.Add(-1) == 0 {
+		*m = Message{}
+		msgPool.Put(m)
+	}
 }
 
 // NewMessage makes a message to addr ("host:port") with a fresh random
@@ -95,15 +126,26 @@ func (m *Message) RequestedAck() bool { return m.ackWanted }
 
 // Release frees the message's slot and, if the sender asked for it, sends
 // the ACK. Safe from any goroutine. Header and Data must not be used after
-// it. A second Release returns ErrNotHeld. Releasing a message that is
-// being sent (a reply made of it) is safe: the slot is freed, and the ACK
-// sent, when that send finished.
+// it. A second Release returns ErrNotHeld, whenever it comes: a message
+// the application released is never reused by the node. Releasing a
+// message that is being sent (a reply made of it) is safe: the slot is
+// freed, and the ACK sent, when that send finished.
 func (m *Message) Release() error {
 	if !m.held.CompareAndSwap(true, false) {
 		return ErrNotHeld
 	}
+	m.refs.Add(1) // the application may keep it: never reused
 	m.node.post(inboxOp{m: m, release: true})
 	return nil
+}
+
+// autoRelease is the node's automatic release from a goroutine other than
+// the loop (a worker after the handler, Recv): unlike Release it does not
+// pin m, so m is reused once its slot is free.
+func (m *Message) autoRelease() {
+	if m.held.CompareAndSwap(true, false) {
+		m.node.post(inboxOp{m: m, release: true})
+	}
 }
 
 // ReleaseOnLoop is Release for code that already runs on the node's event
@@ -113,6 +155,7 @@ func (m *Message) ReleaseOnLoop() error {
 	if !m.held.CompareAndSwap(true, false) {
 		return ErrNotHeld
 	}
+	m.refs.Add(1) // the application may keep it: never reused
 	m.node.release(m)
 	return nil
 }

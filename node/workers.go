@@ -7,7 +7,9 @@ import (
 
 // Handler processes received messages. ServeChirp runs on one of the
 // node's worker goroutines. Unless Config.ManualRelease is set, the node
-// releases the message when ServeChirp returns (if it is still held).
+// releases the message when ServeChirp returns (if it is still held), and
+// reuses it afterwards unless ServeChirp released it itself: ServeChirp
+// must not keep m (see the package guide, Slots and release).
 //
 // A panic in ServeChirp is recovered, as net/http does: it is logged with
 // its stack at Error level and counted in Stats.HandlerPanics, the message
@@ -48,13 +50,8 @@ func newWorkQueue(n *Node, workers int) *workQueue {
 	return w
 }
 
-// push is called on the loop.
+// push is called on the loop (the node has a Handler).
 func (w *workQueue) push(m *Message) {
-	if w.n.s.Handler == nil {
-		m.held.Store(false)
-		w.n.release(m)
-		return
-	}
 	w.mu.Lock()
 	w.q.push(m)
 	w.mu.Unlock()
@@ -76,7 +73,10 @@ func (w *workQueue) run() {
 		m := w.q.pop()
 		w.mu.Unlock()
 		if !w.n.serve(h, m, false) && !w.n.s.ManualRelease {
-			_ = m.Release()
+			m.autoRelease()
+		}
+		if !w.n.s.ManualRelease {
+			m.unref() // the handler's reference: m may be reused now
 		}
 	}
 }

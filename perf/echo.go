@@ -58,9 +58,11 @@ func (e *Echo) Style() Style { return e.style }
 // StartEcho starts a node with cfg that sends every message it receives back
 // to where it came from, the same message with the same identity, header and
 // data, without copying it. cfg.Handler, cfg.Receive and cfg.ManualRelease
-// are overwritten: the received message is released when its echo finished
-// (acknowledged in synchronous mode, written in asynchronous mode), so a
-// synchronous sender learns of its release only after the echo reached it.
+// are overwritten: the handler sends the message back and returns, and the
+// node's automatic release frees it when its echo finished (acknowledged in
+// synchronous mode, written in asynchronous mode), so a synchronous sender
+// learns of its release only after the echo reached it. The node then
+// reuses the message: an echo allocates nothing.
 //
 // With StyleInline ("" too) all of it happens on the node's event loop;
 // with StyleWorkers the handler runs on cfg.Workers goroutines and hands
@@ -73,13 +75,12 @@ func StartEcho(cfg node.Config, style Style, onError func(error)) (*Echo, error)
 		return nil, err
 	}
 	e := &Echo{onError: onError, style: style}
-	cfg.ManualRelease = true
+	cfg.ManualRelease = false
+	e.sentFn = e.sent
 	if style == StyleInline {
-		e.sentFn = e.sentOnLoop
 		cfg.Receive = node.ReceiveInline
 		cfg.Handler = node.HandlerFunc(e.serveOnLoop)
 	} else {
-		e.sentFn = e.sent
 		cfg.Receive = node.ReceiveWorkers
 		cfg.Handler = node.HandlerFunc(e.serve)
 	}
@@ -95,14 +96,8 @@ func StartEcho(cfg node.Config, style Style, onError func(error)) (*Echo, error)
 // the node through the message: it may run before StartEcho set e.Node.
 func (e *Echo) serveOnLoop(m *node.Message) {
 	if err := m.Node().SendOnLoop(m, e.sentFn); err != nil {
-		e.sentOnLoop(m, err)
+		e.sent(m, err)
 	}
-}
-
-// sentOnLoop runs on the loop when an inline echo finished.
-func (e *Echo) sentOnLoop(m *node.Message, err error) {
-	e.count(err)
-	_ = m.ReleaseOnLoop()
 }
 
 // serve is the worker pool's handler.
@@ -112,12 +107,10 @@ func (e *Echo) serve(m *node.Message) {
 	}
 }
 
-// sent runs when an echo of the worker style finished (on the loop, or on
-// the worker when the send was refused).
-func (e *Echo) sent(m *node.Message, err error) {
-	e.count(err)
-	_ = m.Release()
-}
+// sent runs when an echo finished (on the loop, or on the handler's
+// goroutine when the send was refused); the node releases the message
+// afterwards.
+func (e *Echo) sent(_ *node.Message, err error) { e.count(err) }
 
 func (e *Echo) count(err error) {
 	if err != nil {
