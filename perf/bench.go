@@ -1,6 +1,7 @@
 package perf
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +17,7 @@ import (
 // Scenario kinds.
 const (
 	KindChirp = "chirp" // passes through chirp nodes
-	KindTCP   = "tcp"   // raw TCP ping-pong with another process: the floor of a single pass
+	KindTCP   = "tcp"   // raw TCP echoes with another process, as many in flight and as big as a chirp scenario
 	KindChan  = "chan"  // channel round trip between two goroutines
 )
 
@@ -66,22 +67,19 @@ func (s Scenario) Mode() string {
 type Result struct {
 	Scenario
 	// Runs are the passes/s of the timed runs; Summary is their median,
-	// minimum and maximum.
+	// minimum, maximum and spread.
 	Runs []float64 `json:"runs"`
 	Summary
 	// Passes is the number of passes counted in the timed runs.
 	Passes int64 `json:"passes"`
-	// VsTCP is Median divided by the raw-TCP baseline's median (0 when
-	// there is none).
+	// VsTCP, for a chirp scenario, is Median divided by the median of the
+	// raw-TCP baseline with the same messages in flight and payload size,
+	// measured in the same run (0 when there is none).
 	VsTCP float64 `json:"vs_tcp,omitempty"`
 	// VsPlain, for a TLS scenario, is Median divided by the median of the
 	// same scenario in plaintext (0 when that was not measured): what TLS
 	// leaves of the throughput.
 	VsPlain float64 `json:"vs_plain,omitempty"`
-	// CRef is libchirp's own figure for the scenario, C to C, from
-	// PROTOCOL.md §9 (another machine and day: an orientation, not a
-	// comparison on equal terms); 0 when there is none.
-	CRef float64 `json:"c_ref,omitempty"`
 	// Error is why the scenario failed; Skipped why it did not run.
 	Error   string `json:"error,omitempty"`
 	Skipped string `json:"skipped,omitempty"`
@@ -189,17 +187,6 @@ var (
 	quickTLS = []Scenario{{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 1 << 10}}
 )
 
-// cRef are libchirp's C-to-C figures from PROTOCOL.md §9 (2 vCPU, loopback,
-// 5-byte data), keyed by peer and messages in flight.
-var cRef = map[string]float64{
-	"sync/1":       25.5e3,
-	"async/1":      168e3,
-	"async/16":     273e3,
-	"async/64":     185e3,
-	"tls sync/1":   22e3,
-	"tls async/16": 59e3,
-}
-
 func (o Options) withDefaults() Options {
 	if o.defaulted {
 		return o
@@ -251,17 +238,12 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Scenarios lists what Run would measure with o, baselines first.
+// Scenarios lists what Run would measure with o, baselines first: the
+// channel round trip, then a raw-TCP baseline for every pair of messages in
+// flight and payload size that a chirp scenario has.
 func (o Options) Scenarios() []Scenario {
 	o = o.withDefaults()
-	list := []Scenario{
-		{Name: "chan round trip", Kind: KindChan, InFlight: 1},
-		{Name: "tcp single 5B", Kind: KindTCP, InFlight: 1, Size: 5},
-	}
-	if slices.Contains(o.Sizes, 64<<10) && !o.Quick {
-		// The throughput floor for big payloads, next to async pooled16 64KiB.
-		list = append(list, Scenario{Name: "tcp pooled16 64KiB", Kind: KindTCP, InFlight: 16, Size: 64 << 10})
-	}
+	list := []Scenario{{Name: "chan round trip", Kind: KindChan, InFlight: 1}}
 	var grid []Scenario
 	for _, mode := range o.Modes {
 		for _, inflight := range o.InFlight {
@@ -299,6 +281,16 @@ func (o Options) Scenarios() []Scenario {
 	default:
 		chirp = grid
 	}
+	var tcp []Scenario
+	for _, s := range chirp {
+		t := Scenario{Kind: KindTCP, InFlight: s.InFlight, Size: s.Size}
+		t.Name = fmt.Sprintf("tcp %s %s", inflightName(t.InFlight), SizeName(t.Size))
+		if !slices.Contains(tcp, t) {
+			tcp = append(tcp, t)
+		}
+	}
+	slices.SortStableFunc(tcp, func(a, b Scenario) int { return cmp.Or(a.InFlight-b.InFlight, a.Size-b.Size) })
+	list = append(list, tcp...)
 	for _, s := range chirp {
 		s.Name = fmt.Sprintf("%s %s %s", s.Peer(), inflightName(s.InFlight), SizeName(s.Size))
 		list = append(list, s)
@@ -364,37 +356,41 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		b.total, o.Runs, o.RunTime, o.Warmup)
 	err := b.run(ctx)
 	rep.Elapsed = time.Since(rep.Started)
+	rep.compare()
+	return rep, err
+}
+
+// compare fills in the ratios: each chirp scenario over the raw-TCP
+// baseline with the same messages in flight and size, each TLS scenario
+// over its plaintext twin.
+func (rep *Report) compare() {
 	type key struct {
 		async          bool
 		inflight, size int
 	}
-	var tcp float64
+	tcp := map[[2]int]float64{}
 	plain := map[key]float64{}
 	for _, r := range rep.Results {
 		switch {
 		case !r.OK():
-		case r.Kind == KindTCP && r.InFlight == 1:
-			tcp = r.Median
+		case r.Kind == KindTCP:
+			tcp[[2]int{r.InFlight, r.Size}] = r.Median
 		case r.Kind == KindChirp && !r.TLS:
 			plain[key{r.Async, r.InFlight, r.Size}] = r.Median
 		}
 	}
 	for i := range rep.Results {
 		r := &rep.Results[i]
-		if !r.OK() {
+		if !r.OK() || r.Kind != KindChirp {
 			continue
 		}
-		if r.Kind != KindChan && tcp > 0 {
-			r.VsTCP = r.Median / tcp
+		if t := tcp[[2]int{r.InFlight, r.Size}]; t > 0 {
+			r.VsTCP = r.Median / t
 		}
-		if p := plain[key{r.Async, r.InFlight, r.Size}]; r.Kind == KindChirp && r.TLS && p > 0 {
+		if p := plain[key{r.Async, r.InFlight, r.Size}]; r.TLS && p > 0 {
 			r.VsPlain = r.Median / p
 		}
-		if r.Kind == KindChirp && r.Size == 5 {
-			r.CRef = cRef[fmt.Sprintf("%s/%d", r.Peer(), r.InFlight)]
-		}
 	}
-	return rep, err
 }
 
 // bench is the state of one Run.
@@ -420,11 +416,11 @@ func (b *bench) run(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	tcpList := []Scenario{all[1]}
-	chirp := all[2:]
-	if len(chirp) > 0 && chirp[0].Kind == KindTCP {
-		tcpList, chirp = append(tcpList, chirp[0]), chirp[1:]
+	k := 1
+	for k < len(all) && all[k].Kind == KindTCP {
+		k++
 	}
+	tcpList, chirp := all[1:k], all[k:]
 	b.measureTCP(ctx, tcpList, stall)
 	if err := ctx.Err(); err != nil {
 		return err

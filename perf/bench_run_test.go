@@ -52,24 +52,35 @@ func TestRunMeasuresEveryScenarioAgainstAnInProcessEcho(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(rep.Results), 2+2*2*2; got != want {
+	if got, want := len(rep.Results), 1+2*2+2*2*2; got != want { // chan, a TCP baseline per in flight and size, the grid
 		t.Fatalf("%d results, want %d", got, want)
 	}
 	if rep.Failed() != 0 {
 		t.Fatalf("failures:\n%s", progress.String())
 	}
+	tcp := map[[2]int]float64{}
 	for _, r := range rep.Results {
-		if !r.OK() || len(r.Runs) != 2 || r.Passes <= 0 || r.Median <= 0 || r.Min > r.Median || r.Max < r.Median {
+		if !r.OK() || len(r.Runs) != 2 || r.Passes <= 0 || r.Median <= 0 || r.Min > r.Median || r.Max < r.Median ||
+			r.Spread != r.Max/r.Min {
 			t.Errorf("%s: %+v", r.Name, r)
 		}
-		if r.Kind != KindChan && r.VsTCP <= 0 {
-			t.Errorf("%s: no ratio to the TCP baseline", r.Name)
+		if r.Kind == KindTCP {
+			tcp[[2]int{r.InFlight, r.Size}] = r.Median
+		}
+	}
+	for _, r := range rep.Results {
+		// Like with like: over the baseline of the same in flight and size.
+		if want := r.Median / tcp[[2]int{r.InFlight, r.Size}]; r.Kind == KindChirp && r.VsTCP != want {
+			t.Errorf("%s: %.3fx vs tcp, want %.3fx", r.Name, r.VsTCP, want)
+		}
+		if r.Kind != KindChirp && r.VsTCP != 0 {
+			t.Errorf("baseline %s has a ratio to TCP", r.Name)
 		}
 	}
 	if rep.Peers["sync"] == "" || rep.Peers["async"] == "" || rep.Peers["tcp"] == "" {
 		t.Errorf("peers %v", rep.Peers)
 	}
-	if !strings.Contains(progress.String(), "[10/10] async pooled4 1KiB") {
+	if !strings.Contains(progress.String(), "[13/13] async pooled4 1KiB") {
 		t.Errorf("progress lacks the last scenario:\n%s", progress.String())
 	}
 }
@@ -112,7 +123,7 @@ func TestTLSScenarios(t *testing.T) {
 
 func TestScenariosSpanTheGrid(t *testing.T) {
 	def := Options{}.Scenarios()
-	if len(def) != 3+2*3*3 { // chan, tcp single, tcp pooled16 64KiB, the grid
+	if len(def) != 1+3*3+2*3*3 { // chan, a TCP baseline per in flight and size, the grid
 		t.Errorf("default: %d scenarios", len(def))
 	}
 	quick := Options{Quick: true}.Scenarios()
@@ -126,9 +137,25 @@ func TestScenariosSpanTheGrid(t *testing.T) {
 		}
 		names[s.Name] = true
 	}
-	for _, want := range []string{"sync single 5B", "async pooled64 64KiB", "sync pooled16 1KiB", "tcp single 5B", "tcp pooled16 64KiB", "chan round trip"} {
+	for _, want := range []string{"sync single 5B", "async pooled64 64KiB", "sync pooled16 1KiB", "tcp single 5B",
+		"tcp pooled16 5B", "tcp pooled64 5B", "tcp pooled16 64KiB", "chan round trip"} {
 		if !names[want] {
 			t.Errorf("no scenario %q", want)
+		}
+	}
+	// Every chirp scenario, TLS ones too, has its own baseline, listed
+	// before it.
+	for _, o := range []Options{{}, {Quick: true, TLS: true}, {TLS: true, InFlight: []int{3}, Sizes: []int{7}}} {
+		seen := map[[2]int]bool{}
+		for _, s := range o.Scenarios() {
+			switch s.Kind {
+			case KindTCP:
+				seen[[2]int{s.InFlight, s.Size}] = true
+			case KindChirp:
+				if !seen[[2]int{s.InFlight, s.Size}] {
+					t.Errorf("%+v: %s has no TCP baseline before it", o, s.Name)
+				}
+			}
 		}
 	}
 }

@@ -12,11 +12,11 @@ func TestSummarizeTakesMedianMinMax(t *testing.T) {
 		want Summary
 	}{
 		{"empty", nil, Summary{}},
-		{"one", []float64{7}, Summary{Median: 7, Min: 7, Max: 7}},
-		{"odd count, unsorted", []float64{30, 10, 20}, Summary{Median: 20, Min: 10, Max: 30}},
-		{"even count averages the middle two", []float64{4, 1, 3, 2}, Summary{Median: 2.5, Min: 1, Max: 4}},
-		{"outlier does not move the median", []float64{100, 101, 99, 1e9, 98}, Summary{Median: 100, Min: 98, Max: 1e9}},
-		{"ties", []float64{5, 5, 5, 1, 9}, Summary{Median: 5, Min: 1, Max: 9}},
+		{"one", []float64{7}, Summary{Median: 7, Min: 7, Max: 7, Spread: 1}},
+		{"odd count, unsorted", []float64{30, 10, 20}, Summary{Median: 20, Min: 10, Max: 30, Spread: 3}},
+		{"even count averages the middle two", []float64{4, 1, 3, 2}, Summary{Median: 2.5, Min: 1, Max: 4, Spread: 4}},
+		{"outlier does not move the median", []float64{100, 101, 99, 1e9, 98}, Summary{Median: 100, Min: 98, Max: 1e9, Spread: 1e9 / 98}},
+		{"ties", []float64{5, 5, 5, 1, 9}, Summary{Median: 5, Min: 1, Max: 9, Spread: 9}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := slices.Clone(tc.xs)

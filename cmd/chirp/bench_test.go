@@ -85,7 +85,7 @@ func TestBinary(t *testing.T) {
 		}
 		rows := map[string]string{}
 		for _, line := range strings.Split(out, "\n") {
-			if name, rest, ok := strings.Cut(line, "  "); ok && strings.Contains(name, "pooled4") && !strings.HasPrefix(name, "[") {
+			if name, rest, ok := strings.Cut(line, "  "); ok && strings.HasPrefix(name, "tls ") && strings.Contains(name, "pooled4") {
 				rows[strings.TrimSpace(name)] = strings.TrimSpace(rest)
 			}
 		}
@@ -108,7 +108,7 @@ func TestBinary(t *testing.T) {
 		if err != nil {
 			t.Fatalf("bench: %v\n%s", err, out)
 		}
-		for _, want := range []string{"tcp single 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "child process",
+		for _, want := range []string{"tcp single 5B", "tcp pooled4 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "spread", "child process",
 			"tls async pooled4 5B", "vs plain", "-always-encrypt", "handlers: inline"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)
@@ -118,7 +118,7 @@ func TestBinary(t *testing.T) {
 		if b, err := os.ReadFile(jsonFile); err != nil || json.Unmarshal(b, &rep) != nil {
 			t.Fatalf("JSON report: %v\n%s", err, b)
 		}
-		if len(rep.Results) != 10 || rep.Failed() != 0 || rep.Style != perf.StyleInline {
+		if len(rep.Results) != 11 || rep.Failed() != 0 || rep.Style != perf.StyleInline { // chan, 2 tcp, 4 plain, 4 TLS
 			t.Errorf("JSON report: %+v", rep)
 		}
 		for _, r := range rep.Results {
