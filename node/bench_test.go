@@ -2,6 +2,7 @@ package node
 
 import (
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -12,12 +13,14 @@ import (
 // (zero copy, released when that send finished) and the sender's handler
 // only counts: the way to a pass without allocations.
 type passRig struct {
-	tx     *Node
-	msgs   []*Message
-	echoes chan struct{}
+	tx   *Node
+	msgs []*Message
+	// events carries nil for each echo, and errors; one channel, so the
+	// waiting side blocks on one case (a select of several takes a sudog
+	// per case from the runtime, which allocates now and then).
+	events chan error
 	sent   chan *Message
 	done   func(*Message, error)
-	errs   chan error
 }
 
 func newPassRig(t testing.TB, async bool, mode ReceiveMode, inflight int) *passRig {
@@ -26,8 +29,8 @@ func newPassRig(t testing.TB, async bool, mode ReceiveMode, inflight int) *passR
 	ecfg := testConfig(async, autoEcho(mode, en))
 	ecfg.Receive = mode
 	*en = startNode(t, ecfg)
-	r := &passRig{echoes: make(chan struct{}, 1024), sent: make(chan *Message, inflight), errs: make(chan error, 1)}
-	tcfg := testConfig(async, HandlerFunc(func(*Message) { r.echoes <- struct{}{} }))
+	r := &passRig{events: make(chan error, 1024), sent: make(chan *Message, inflight)}
+	tcfg := testConfig(async, HandlerFunc(func(*Message) { r.events <- nil }))
 	tcfg.Receive = mode
 	r.tx = startNode(t, tcfg)
 	r.msgs = make([]*Message, inflight)
@@ -37,7 +40,7 @@ func newPassRig(t testing.TB, async bool, mode ReceiveMode, inflight int) *passR
 	r.done = func(m *Message, err error) {
 		if err != nil {
 			select {
-			case r.errs <- err:
+			case r.events <- err:
 			default:
 			}
 		}
@@ -67,17 +70,16 @@ func (r *passRig) run(k int) error {
 		}
 		issued++
 	}
-	stall := time.NewTimer(10 * time.Second) // one timer: time.After would allocate per pass
+	var got atomic.Int64
+	stall := time.AfterFunc(10*time.Second, func() {
+		r.events <- fmt.Errorf("stalled: no echo for 10s after %d of %d passes", got.Load(), k)
+	})
 	defer stall.Stop()
-	for got := 0; got < k; got++ {
-		select {
-		case <-r.echoes:
-		case err := <-r.errs:
+	for ; got.Load() < int64(k); got.Add(1) {
+		if err := <-r.events; err != nil {
 			return err
-		case <-stall.C:
-			return fmt.Errorf("no echo within 10s after %d of %d passes", got, k)
 		}
-		if got&255 == 0 {
+		if got.Load()&255 == 0 {
 			stall.Reset(10 * time.Second)
 		}
 		m := <-r.sent
@@ -88,12 +90,7 @@ func (r *passRig) run(k int) error {
 			}
 		}
 	}
-	select {
-	case err := <-r.errs:
-		return err
-	default:
-		return nil
-	}
+	return nil
 }
 
 // BenchmarkPass measures one pass: a message to an echo node and its echo
