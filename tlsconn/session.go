@@ -47,6 +47,14 @@ const maxPlaintext = 16 << 10
 // gathers in, so an idle session holds none.
 var bufPool = sync.Pool{New: func() any { b := make([]byte, maxPlaintext); return &b }}
 
+// flushAt is how much ciphertext Writev collects before it hands it to out:
+// records of one Writev leave in one write (one system call, one TCP
+// segment on loopback) instead of one each, up to this much.
+const flushAt = 64 << 10
+
+// cipherPool holds the buffers Writev collects ciphertext in.
+var cipherPool = sync.Pool{New: func() any { b := make([]byte, 0, flushAt+maxPlaintext+256); return &b }}
+
 // state is where a Session is in its life. Only the loop reads and writes it.
 type state uint8
 
@@ -257,8 +265,10 @@ func (s *Session) read(deliver func([]byte)) error {
 
 // Writev encrypts the slices in order and writes the ciphertext through out,
 // on the loop. Small slices are gathered so that they share records; a
-// record carries up to 16 KiB. The caller may reuse the slices when Writev
-// returns. Before the handshake finished it returns ErrNotReady.
+// record carries up to 16 KiB, and the records of one call go to out
+// together, in as few calls as 64 KiB chunks allow. The caller may reuse
+// the slices when Writev returns. Before the handshake finished it returns
+// ErrNotReady.
 func (s *Session) Writev(bufs [][]byte) error {
 	switch s.state {
 	case stateHandshake:
@@ -268,6 +278,24 @@ func (s *Session) Writev(bufs [][]byte) error {
 	case stateClosed:
 		return ErrClosed
 	}
+	cp := cipherPool.Get().(*[]byte)
+	s.tr.collect = (*cp)[:0]
+	err := s.seal(bufs)
+	if err == nil {
+		err = s.tr.flush()
+	}
+	*cp, s.tr.collect = s.tr.collect[:0], nil // ciphertext only: nothing secret stays in the pool
+	if cap(*cp) <= 2*flushAt {
+		cipherPool.Put(cp)
+	}
+	if err != nil {
+		return s.fail(fmt.Errorf("writing TLS records: %w", err))
+	}
+	return nil
+}
+
+// seal encrypts bufs into records; the transport collects the ciphertext.
+func (s *Session) seal(bufs [][]byte) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	g := (*bp)[:0]
@@ -299,10 +327,8 @@ func (s *Session) Writev(bufs [][]byte) error {
 }
 
 func (s *Session) write(p []byte) error {
-	if _, err := s.conn.Write(p); err != nil {
-		return s.fail(fmt.Errorf("writing TLS records: %w", err))
-	}
-	return nil
+	_, err := s.conn.Write(p)
+	return err
 }
 
 // fail records the session's failure and returns err.

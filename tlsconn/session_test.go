@@ -176,30 +176,35 @@ func TestWritevGathersSlicesIntoFewRecords(t *testing.T) {
 	client, server := pair(t, n.a.ClientConfig(), n.b.ServerConfig())
 	handshakeOK(t, client, server)
 
+	// Full records, and the records of one Writev in one write of up to
+	// flushAt bytes (plus the record that crossed it).
 	cases := []struct {
-		name    string
-		bufs    [][]byte
-		records int
+		name            string
+		bufs            [][]byte
+		records, writes int
 	}{
-		{"100 small slices", bytes.SplitAfter(bytes.Repeat([]byte("0123456789"), 100), []byte("9")), 1},
-		{"header and 40000 bytes", [][]byte{make([]byte, 27), make([]byte, 40000)}, 3},
-		{"exactly two records", [][]byte{make([]byte, 2*maxPlaintext)}, 2},
-		{"nothing", [][]byte{nil, {}}, 0},
+		{"100 small slices", bytes.SplitAfter(bytes.Repeat([]byte("0123456789"), 100), []byte("9")), 1, 1},
+		{"header and 40000 bytes", [][]byte{make([]byte, 27), make([]byte, 40000)}, 3, 1},
+		{"exactly two records", [][]byte{make([]byte, 2*maxPlaintext)}, 2, 1},
+		{"16 frames of 1 KiB", bytes.SplitAfter(make([]byte, 16*(32+1024)), make([]byte, 0)), 2, 1},
+		{"four records", [][]byte{make([]byte, 27), make([]byte, 4*maxPlaintext-27)}, 4, 1},
+		{"200 KiB", [][]byte{make([]byte, 32), make([]byte, 200<<10)}, 13, 4},
+		{"nothing", [][]byte{nil, {}}, 0, 0},
 	}
 	total := 0
 	for _, c := range cases {
-		var calls int
+		var records, writes int
 		var err error
 		client.loop.do(t, func() {
-			before := client.outCalls
+			r, w := client.records, client.outCalls
 			err = client.s.Writev(c.bufs)
-			calls = client.outCalls - before
+			records, writes = client.records-r, client.outCalls-w
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if calls != c.records {
-			t.Errorf("%s: %d records, want %d", c.name, calls, c.records)
+		if records != c.records || writes != c.writes {
+			t.Errorf("%s: %d records in %d writes, want %d in %d", c.name, records, writes, c.records, c.writes)
 		}
 		for _, b := range c.bufs {
 			total += len(b)

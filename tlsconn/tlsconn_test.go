@@ -171,6 +171,7 @@ type end struct {
 	direct   bool     // out feeds the peer synchronously (benchmark)
 	sent     [][]byte // with manual
 	outCalls int
+	records  int      // TLS records in what out was given
 	got      []byte   // plaintext received
 	events   []string // "done" and "data", in order
 	onData   func(p []byte)
@@ -211,6 +212,10 @@ func (e *end) onDone(err error) {
 
 func (e *end) out(b []byte) error {
 	e.outCalls++
+	for r := b; len(r) >= 5; { // out gets whole records: count them
+		e.records++
+		r = r[min(len(r), 5+(int(r[3])<<8|int(r[4]))):]
+	}
 	switch {
 	case e.manual:
 		e.sent = append(e.sent, bytes.Clone(b))

@@ -30,6 +30,9 @@ type transport struct {
 	// ended, which makes the handshake's use of in happen before.
 	onLoop bool
 	src    []byte // the ciphertext of the Feed in progress
+	// collect, during Writev, gathers the records crypto/tls writes (it
+	// reuses its own buffer for each), to go to out together; nil outside.
+	collect []byte
 }
 
 // errHandshakeTimeout is what the timeout makes the handshake's reads fail
@@ -135,6 +138,15 @@ func (t *transport) Read(p []byte) (int, error) {
 
 func (t *transport) Write(p []byte) (int, error) {
 	if t.onLoop {
+		if t.collect != nil {
+			t.collect = append(t.collect, p...)
+			if len(t.collect) >= flushAt {
+				if err := t.flush(); err != nil {
+					return 0, err
+				}
+			}
+			return len(p), nil
+		}
 		if err := t.s.out(p); err != nil {
 			return 0, err
 		}
@@ -149,6 +161,16 @@ func (t *transport) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	return len(p), nil
+}
+
+// flush hands the collected ciphertext to out (on the loop).
+func (t *transport) flush() error {
+	if len(t.collect) == 0 {
+		return nil
+	}
+	err := t.s.out(t.collect)
+	t.collect = t.collect[:0]
+	return err
 }
 
 // sendHandshake writes a flight of the handshake, on the loop.
