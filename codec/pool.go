@@ -1,18 +1,21 @@
 package codec
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/valyala/bytebufferpool"
 )
 
-// pools are private so that chirp's message sizes calibrate them, not the
-// small buffers of other bytebufferpool users in the same process (gnet is
-// one). There is one per size class: a bytebufferpool.Pool drops buffers
-// above the size most of its recent buffers had, so with one pool for all,
-// a few 64 KiB messages among many small ones were never reused (one
-// allocation each, 2.7x fewer 64 KiB passes/s in chirp bench).
-var pools [len(classLimits)]bytebufferpool.Pool
+// pools are private so that only chirp's message bodies share them, one
+// sync.Pool per size class. Not bytebufferpool.Pool: it drops buffers above
+// the size most of its recent buffers had, and recalibrates only every
+// 42000 returns, so after a run of small messages every 1 KiB body was a
+// new allocation for tens of thousands of messages (and with one pool for
+// all sizes, a few 64 KiB messages among many small ones never were
+// reused). A buffer of a class is at most its limit, so what a pool keeps
+// is bounded per buffer, and the garbage collector empties idle pools.
+var pools [len(classLimits)]sync.Pool
 
 // classLimits are the largest capacities of the size classes. Bigger
 // buffers are not pooled: they are rare, and holding them costs more than
@@ -41,7 +44,9 @@ func GetBuffer() *bytebufferpool.ByteBuffer { return GetBufferFor(0) }
 func GetBufferFor(n int) *bytebufferpool.ByteBuffer {
 	outstanding.Add(1)
 	if c := class(n); c >= 0 {
-		return pools[c].Get()
+		if b, ok := pools[c].Get().(*bytebufferpool.ByteBuffer); ok {
+			return b
+		}
 	}
 	return new(bytebufferpool.ByteBuffer)
 }
@@ -54,6 +59,7 @@ func PutBuffer(b *bytebufferpool.ByteBuffer) {
 	}
 	outstanding.Add(-1)
 	if c := class(cap(b.B)); c >= 0 {
+		b.Reset()
 		pools[c].Put(b)
 	}
 }
