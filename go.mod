@@ -19,6 +19,7 @@ require (
 
 // gnet v2.9.7 with one patch (no runtime.Gosched before a blocking
 // epoll_wait): see third_party/gnet/CHIRP.md. Applies to builds of this
-// module (tests, cmd/chirp); an application using chirp as a library adds
-// the same replace to its own go.mod to get it.
+// module (tests, cmd/chirp); an application using chirp as a library
+// copies third_party/gnet and adds the same replace to its own go.mod to
+// get it.
 replace github.com/panjf2000/gnet/v2 v2.9.7 => ./third_party/gnet
