@@ -108,6 +108,15 @@ type Config struct {
 	// fail at once with ErrQueueFull. It keeps a producer that outruns its
 	// remotes from queuing without limit.
 	MaxPending int
+	// OnSendDone, if set, observes the latency of synchronous sends, which
+	// libchirp cannot show: it is called once for every send that was
+	// written while waiting for its ACK, when that send finished, with the
+	// time from the write to the ACK (err nil) or to the failure (err as
+	// the send's done function gets it). Asynchronous sends, and sends that
+	// failed before they were written, are not observed. It runs on the
+	// event loop, so it must be quick and must not block (a histogram's
+	// Observe, an atomic add); the node allocates nothing for it.
+	OnSendDone func(latency time.Duration, err error)
 }
 
 // settings are a Config with defaults applied and derived values.

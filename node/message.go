@@ -61,6 +61,7 @@ type Message struct {
 	err    error
 
 	waitCh     chan error // Send's result channel
+	written    time.Time  // loop-owned: when a synchronous send was written (Config.OnSendDone)
 	delivered  time.Time  // loop-owned, while held
 	heldLogged bool
 	// releaseAfterSend: released while being sent; the slot is freed when

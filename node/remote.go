@@ -269,6 +269,7 @@ func (n *Node) processRemote(rem *remote) {
 		if !n.s.Asynchronous {
 			for _, m := range batch { // at most one
 				rem.waitAck = m
+				m.written = now
 				if rem.ackTimer == nil {
 					rem.ackTimer = n.r.NewTimer(func() { n.sendTimedOut(rem.waitAck) })
 				}
@@ -485,6 +486,12 @@ func (n *Node) finish(m *Message, err error) {
 	}
 	if err != nil {
 		err = fmt.Errorf("send to %s: %w", m.Addr, err)
+	}
+	if !m.written.IsZero() {
+		if observe := n.s.OnSendDone; observe != nil {
+			observe(n.now().Sub(m.written), err)
+		}
+		m.written = time.Time{}
 	}
 	// Taken before m is free: a new send of m may set them at once.
 	done, wait := m.done, m.waitCh
