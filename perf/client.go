@@ -79,6 +79,16 @@ func (c *Client) Style() Style { return c.style }
 // elsewhere.
 func (c *Client) Stray() uint64 { return c.stray.Load() }
 
+// Progress is how many passes of the current (or last) run ended well and
+// how many failed so far; safe to call while Run works.
+func (c *Client) Progress() (passes, failed int64) {
+	r := c.run.Load()
+	if r == nil {
+		return 0, 0
+	}
+	return r.passes.Load(), r.failed.Load()
+}
+
 // Load is what Client.Run does.
 type Load struct {
 	// Addr is the echo peer, "host:port".
@@ -168,6 +178,7 @@ type loadRun struct {
 
 	started  atomic.Int64 // passes started (may pass count by the lanes refused)
 	passes   atomic.Int64 // passes ended well before the deadline
+	failed   atomic.Int64 // passes that failed, for Progress
 	elapsed  atomic.Int64 // since start, of the last pass counted
 	lastEnd  atomic.Int64 // since start, of the last pass ended
 	stopping atomic.Bool
@@ -255,6 +266,7 @@ func (c *Client) Run(ctx context.Context, ld Load) (Outcome, error) {
 		case e := <-r.idle:
 			if e.err != nil {
 				out.Failed++
+				r.failed.Add(1)
 				if out.FirstErr == nil {
 					out.FirstErr = e.err
 				}

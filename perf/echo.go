@@ -41,7 +41,7 @@ type Echo struct {
 	Node *node.Node
 
 	echoed, failed atomic.Uint64
-	onError        func(error)
+	onError        func(*node.Message, error)
 	style          Style
 	sentFn         func(*node.Message, error) // e.sent, made once: no allocation per echo
 }
@@ -67,9 +67,9 @@ func (e *Echo) Style() Style { return e.style }
 // With StyleInline ("" too) all of it happens on the node's event loop;
 // with StyleWorkers the handler runs on cfg.Workers goroutines and hands
 // the echo and the release to the loop. onError, if not nil, is called with
-// each failed echo, on the node's event loop (or a worker): it must not
-// block.
-func StartEcho(cfg node.Config, style Style, onError func(error)) (*Echo, error) {
+// each failed echo and its error, on the node's event loop (or a worker),
+// before the message is released: it must not block or keep the message.
+func StartEcho(cfg node.Config, style Style, onError func(*node.Message, error)) (*Echo, error) {
 	style, err := style.check()
 	if err != nil {
 		return nil, err
@@ -110,13 +110,13 @@ func (e *Echo) serve(m *node.Message) {
 // sent runs when an echo finished (on the loop, or on the handler's
 // goroutine when the send was refused); the node releases the message
 // afterwards.
-func (e *Echo) sent(_ *node.Message, err error) { e.count(err) }
+func (e *Echo) sent(m *node.Message, err error) { e.count(m, err) }
 
-func (e *Echo) count(err error) {
+func (e *Echo) count(m *node.Message, err error) {
 	if err != nil {
 		e.failed.Add(1)
 		if e.onError != nil {
-			e.onError(err)
+			e.onError(m, err)
 		}
 	} else {
 		e.echoed.Add(1)

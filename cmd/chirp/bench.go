@@ -90,8 +90,11 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 // runBench measures, prints the table on stdout and writes the files. It
 // fails when a scenario failed, so a smoke test notices.
 func runBench(ctx context.Context, s stdio, o benchOptions) error {
-	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout, Progress: s.err,
+	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout,
 		Style: perf.Style(o.echoStyle)}
+	if s.errTTY { // progress on a terminal only; the table and the files are the output
+		po.Progress = s.err
+	}
 	if po.Style != perf.StyleInline && po.Style != perf.StyleWorkers {
 		return usageError{fmt.Sprintf("-echo-style %q: want inline or workers", o.echoStyle)}
 	}
@@ -154,7 +157,9 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 					return err
 				}
 				defer os.RemoveAll(dir)
-				fmt.Fprintf(s.err, "making temporary TLS credentials in %s\n", dir)
+				if s.errTTY {
+					fmt.Fprintf(s.err, "making temporary TLS credentials in %s\n", dir)
+				}
 				if err := makeCerts(io.Discard, certsOptions{dir: dir, nodes: 2, days: 1, key: "ecdsa"}); err != nil {
 					return fmt.Errorf("making TLS credentials: %w", err)
 				}
@@ -168,6 +173,8 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 			}
 			if spec.TLS {
 				args = append(args, "-tls-chain", echoChain, "-always-encrypt")
+			} else {
+				args = append(args, "-tls-chain=") // not the user's CHIRP_TLS_CHAIN
 			}
 			if po.Style == perf.StyleWorkers {
 				args = append(args, "-workers", "16")

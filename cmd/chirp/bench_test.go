@@ -19,20 +19,11 @@ import (
 	"github.com/gochirp/chirp/perf"
 )
 
-// TestBinary builds the chirp command and runs its processes against each
-// other as a user would: echo and send, signals, bench with child peers.
+// TestBinary runs the chirp binary's processes against each other as a
+// user would: echo and send, signals, bench with child peers.
 func TestBinary(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the binary")
-	}
 	dir := t.TempDir()
-	exe := filepath.Join(dir, "chirp")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	build := exec.CommandContext(ctx, "go", "build", "-o", exe, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	exe := chirpBin
 
 	t.Run("echo and send", func(t *testing.T) {
 		for _, async := range []bool{false, true} {
@@ -47,7 +38,7 @@ func TestBinary(t *testing.T) {
 			if err != nil || !strings.Contains(out, "50 ok, 0 failed") {
 				t.Errorf("chirp %q: %v\n%s", args, err, out)
 			}
-			args = append(append([]string{"send"}, mode...), "-echo", dst) // one message, data from stdin
+			args = append(append([]string{"send"}, mode...), "-echo", dst, "-") // one message, data from stdin
 			out, err = runChild(t, exe, "from stdin", args...)
 			if err != nil || !strings.Contains(out, "1 ok, 0 failed") || !strings.Contains(out, "10 data bytes") {
 				t.Errorf("chirp %q < 'from stdin': %v\n%s", args, err, out)

@@ -18,6 +18,7 @@ func init() {
 		name:    "certs",
 		args:    "-dir DIR [-nodes N] [-days D] [-key ecdsa|rsa] [-rsa-bits BITS] [-force]",
 		summary: "make a CA and per-node TLS credentials (CERT_CHAIN_PEM files) for chirp nodes",
+		notes:   certsNotes,
 		setup:   setupCerts,
 	})
 }
@@ -56,11 +57,6 @@ func setupCerts(fs *flag.FlagSet) func(stdio, []string) error {
 	fs.StringVar(&o.key, "key", string(pki.ECDSA), "key type: ecdsa (P-256) or rsa")
 	fs.IntVar(&o.rsaBits, "rsa-bits", pki.MinRSABits, "RSA key size with -key rsa")
 	fs.BoolVar(&o.force, "force", false, "overwrite existing files")
-	usage := fs.Usage
-	fs.Usage = func() {
-		usage()
-		fmt.Fprint(fs.Output(), certsNotes)
-	}
 	return func(s stdio, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", args)}

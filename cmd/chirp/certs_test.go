@@ -110,8 +110,9 @@ func TestCertsRejectsBadFlags(t *testing.T) {
 		{"certs", "-dir", dir, "-days", "0"},
 		{"certs", "-dir", dir, "extra"},
 	} {
-		if code, _, stderr := runCapture(t, "", args...); code != 2 || !strings.Contains(stderr, "usage: chirp certs") {
-			t.Errorf("%q: exit %d, %q; want 2 and the usage", args, code, stderr)
+		if code, _, stderr := runCapture(t, "", args...); code != 2 || !strings.HasSuffix(stderr, "\nrun 'chirp certs -h' for usage\n") ||
+			strings.Count(stderr, "\n") != 2 {
+			t.Errorf("%q: exit %d, %q; want 2, the problem and where the usage is", args, code, stderr)
 		}
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

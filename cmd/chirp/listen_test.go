@@ -10,11 +10,9 @@ import (
 )
 
 func TestListenPrintsEachMessageAndStopsAfterCount(t *testing.T) {
-	_, out, _, stop := startInProcess(t, func(ctx context.Context, s stdio) error {
-		return runListen(ctx, s, loopbackFlags(false), 0)
+	port, out, _, stop := startInProcess(t, func(ctx context.Context, s stdio) error {
+		return runListen(ctx, s, loopbackFlags(false), &observeFlags{}, listenOptions{print: "text"})
 	})
-	port := 0
-	fmt.Sscanf(out.String(), "listening on %d", &port)
 	dst := fmt.Sprintf("127.0.0.1:%d", port)
 	send := func(data []byte, header string) {
 		t.Helper()
@@ -29,16 +27,16 @@ func TestListenPrintsEachMessageAndStopsAfterCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("want the listening line and two messages, got:\n%s", out.String())
+	if len(lines) != 2 {
+		t.Fatalf("want two messages and nothing else on stdout, got:\n%s", out.String())
 	}
 	for _, want := range []string{"from 127.0.0.1:", "identity=", "serial=", "header_len=3", "data_len=14", " ack", `header="hdr"`, `data="hello listener"`} {
-		if !strings.Contains(lines[1], want) {
-			t.Errorf("line %q lacks %q", lines[1], want)
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("line %q lacks %q", lines[0], want)
 		}
 	}
-	if !strings.Contains(lines[2], "data=0x000102ff") || strings.Contains(lines[2], "header=") {
-		t.Errorf("binary message shown as %q", lines[2])
+	if !strings.Contains(lines[1], "data=0x000102ff") || strings.Contains(lines[1], "header=") {
+		t.Errorf("binary message shown as %q", lines[1])
 	}
 }
 
@@ -47,7 +45,9 @@ func TestListenEndsAfterCount(t *testing.T) {
 	defer cancel()
 	out := newLineWriter()
 	done := make(chan error, 1)
-	go func() { done <- runListen(ctx, stdio{out: out, err: &bytes.Buffer{}}, loopbackFlags(true), 1) }()
+	go func() {
+		done <- runListen(ctx, stdio{out: out, err: out}, loopbackFlags(true), &observeFlags{}, listenOptions{count: 1, print: "text"})
+	}()
 	var port int
 	select {
 	case port = <-out.ports:

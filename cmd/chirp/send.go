@@ -5,8 +5,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
-	"strings"
 	"time"
 
 	"github.com/gochirp/chirp/perf"
@@ -15,8 +13,10 @@ import (
 func init() {
 	register(&command{
 		name:    "send",
-		args:    "[flags] HOST:PORT [DATA|-]",
+		args:    "[flags] HOST:PORT DATA|-",
 		summary: "send messages to a node; print how many went well or failed, the time and passes/s",
+		notes:   "\nDATA is the message's data; - reads it from standard input. With -size, give no DATA.\n",
+		env:     true,
 		setup:   setupSend,
 	})
 }
@@ -35,33 +35,34 @@ func setupSend(fs *flag.FlagSet) func(stdio, []string) error {
 		nf   nodeFlags
 		opts sendOptions
 	)
-	nf.register(fs, 0)
+	nf.register(fs, nodeUse{
+		timeout: "send timeout: the write and, synchronous, the remote's ACK",
+		workers: "goroutines matching echoes (-echo); 0: on the event loop (fastest, as libchirp)"})
 	fs.Int64Var(&opts.n, "n", 1, "number of messages to send")
-	fs.IntVar(&opts.size, "size", -1, "send `BYTES` of generated data (-1: DATA, or stdin when DATA is absent or -)")
+	fs.IntVar(&opts.size, "size", -1, "send `BYTES` of generated data instead of DATA")
 	fs.IntVar(&opts.concurrency, "concurrency", 1, "messages in flight at once (a synchronous node still sends one at a time per remote)")
 	fs.StringVar(&opts.header, "header", "", "message header (text)")
-	fs.BoolVar(&opts.echo, "echo", false, "a pass is a send and its echo back (from an echo node), not only the send (acknowledged when synchronous, written when asynchronous)")
+	fs.BoolVar(&opts.echo, "echo", false, "a pass is a send and its echo back (from an echo node), not only the send (acknowledged\nwhen synchronous, written when asynchronous)")
 	return func(s stdio, args []string) error {
-		if len(args) < 1 || len(args) > 2 {
-			return usageError{"want HOST:PORT and at most one DATA"}
-		}
-		if opts.n < 1 || opts.concurrency < 1 {
-			return usageError{"-n and -concurrency must be at least 1"}
-		}
 		var data []byte
 		switch {
+		case len(args) == 0:
+			return usageError{"want HOST:PORT and DATA (- reads standard input)"}
+		case len(args) > 2:
+			return usageError{fmt.Sprintf("want HOST:PORT and one DATA, got %d arguments (quote DATA with spaces)", len(args))}
+		case opts.n < 1 || opts.concurrency < 1:
+			return usageError{"-n and -concurrency must be at least 1"}
 		case len(args) == 2 && opts.size >= 0:
 			return usageError{"give DATA or -size, not both"}
-		case len(args) == 2 && args[1] != "-":
-			data = []byte(args[1])
+		case len(args) == 1 && opts.size < 0:
+			return usageError{"want DATA after HOST:PORT (- reads standard input), or -size"}
 		case opts.size >= 0:
 			data = bytes.Repeat([]byte("chirp"), opts.size/5+1)[:opts.size]
 		default:
-			b, err := io.ReadAll(s.in)
-			if err != nil {
-				return fmt.Errorf("reading stdin: %w", err)
+			var err error
+			if data, err = readData(s, args[1]); err != nil {
+				return err
 			}
-			data = b
 		}
 		ctx, stop := untilSignal()
 		defer stop()
@@ -82,7 +83,7 @@ func runSend(ctx context.Context, s stdio, nf *nodeFlags, dst string, data []byt
 	}
 	c, err := perf.NewClient(cfg, nf.style())
 	if err != nil {
-		return err
+		return nf.startError(err)
 	}
 	defer closeNode(c.Node)
 	ld := perf.Load{
@@ -97,8 +98,17 @@ func runSend(ctx context.Context, s stdio, nf *nodeFlags, dst string, data []byt
 		ld.Header = []byte(opts.header)
 	}
 	start := time.Now()
+	stopProgress := func() {}
+	if s.errTTY {
+		stopProgress = statusLine(s.err, true, progressAfter, time.Second, func() string {
+			ok, failed := c.Progress()
+			return fmt.Sprintf("chirp send: %s of %s done, %s/s, %d failed", perf.Thousands(float64(ok+failed)),
+				perf.Thousands(float64(opts.n)), perf.Thousands(float64(ok)/time.Since(start).Seconds()), failed)
+		})
+	}
 	out, runErr := c.Run(ctx, ld)
 	elapsed := time.Since(start)
+	stopProgress()
 
 	what := "sent"
 	if opts.echo {
@@ -111,15 +121,13 @@ func runSend(ctx context.Context, s stdio, nf *nodeFlags, dst string, data []byt
 		fmt.Fprintf(s.out, ", %s passes/s", perf.Thousands(float64(out.Passes)/elapsed.Seconds()))
 	}
 	fmt.Fprintln(s.out)
-	if runErr != nil {
-		return runErr
-	}
-	if out.Failed > 0 {
-		first := out.FirstErr.Error()
-		if !strings.Contains(first, ld.Addr) {
-			first = ld.Addr + ": " + first
-		}
-		return fmt.Errorf("%d of %d sends failed; the first: %s", out.Failed, opts.n, first)
+	switch {
+	case runErr != nil && out.Failed > 0:
+		return fmt.Errorf("%d of %d sends failed, then: %v", out.Failed, opts.n, sendError(runErr, dst, nf.timeout))
+	case runErr != nil:
+		return sendError(runErr, dst, nf.timeout)
+	case out.Failed > 0:
+		return fmt.Errorf("%d of %d sends failed; the first: %v", out.Failed, opts.n, sendError(out.FirstErr, dst, nf.timeout))
 	}
 	return nil
 }
