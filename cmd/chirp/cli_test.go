@@ -486,17 +486,15 @@ func TestEchoAndListenStopCleanlyOnInterrupt(t *testing.T) {
 	}
 }
 
-// TestSendIsQuietWhenStderrIsNotATerminal: a send that lasts over the
-// progress threshold (a peer that accepts and never handshakes: the
-// connect times out after twice -timeout) prints no progress to a pipe,
-// only its one-line error.
-func TestSendIsQuietWhenStderrIsNotATerminal(t *testing.T) {
+// silentPeer listens on loopback, accepts connections and never says a
+// word: a chirp connect to it times out after twice the send timeout.
+func silentPeer(t *testing.T) net.Listener {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var wg sync.WaitGroup
-	defer func() { ln.Close(); wg.Wait() }()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() { // accept and stay silent
 		defer wg.Done()
@@ -514,6 +512,13 @@ func TestSendIsQuietWhenStderrIsNotATerminal(t *testing.T) {
 			conns = append(conns, c)
 		}
 	}()
+	return ln
+}
+
+// TestSendIsQuietWhenStderrIsNotATerminal: a send that lasts over the
+// progress threshold prints no progress to a pipe, only its one-line error.
+func TestSendIsQuietWhenStderrIsNotATerminal(t *testing.T) {
+	ln := silentPeer(t)
 	start := time.Now()
 	code, stdout, stderr := chirp(t, nil, "", "send", "-bind", "127.0.0.1", "-timeout", "1.2s", ln.Addr().String(), "x")
 	if took := time.Since(start); took < progressAfter {
@@ -522,6 +527,21 @@ func TestSendIsQuietWhenStderrIsNotATerminal(t *testing.T) {
 	want := fmt.Sprintf("chirp send: 1 of 1 sends failed; the first: no answer from %s within 1.2s\n", ln.Addr())
 	if code != 1 || stderr != want || !strings.Contains(stdout, "0 ok, 1 failed") {
 		t.Errorf("send to a silent peer: exit %d, stdout %q, stderr %q; want 1 and only %q", code, stdout, stderr, want)
+	}
+}
+
+// TestSendShowsProgressOnATerminal: the same long send with stderr a
+// terminal shows its progress line after the threshold and erases it.
+func TestSendShowsProgressOnATerminal(t *testing.T) {
+	ln := silentPeer(t)
+	var out, errOut syncBuffer
+	err := runSend(context.Background(), stdio{out: &out, err: &errOut, errTTY: true}, &nodeFlags{bind: "127.0.0.1", timeout: 1200 * time.Millisecond},
+		ln.Addr().String(), []byte("x"), sendOptions{n: 1, concurrency: 1})
+	if err == nil {
+		t.Fatal("send to a silent peer succeeded")
+	}
+	if got := errOut.String(); !strings.HasPrefix(got, "\rchirp send: 0 of 1 done, 0/s, 0 failed\033[K") || !strings.HasSuffix(got, "\r\033[K") {
+		t.Errorf("progress on a terminal: %q", got)
 	}
 }
 
