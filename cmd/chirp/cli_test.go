@@ -16,6 +16,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -653,5 +654,31 @@ func TestListenMetricsCountReceived(t *testing.T) {
 	}
 	if v, _ := f.Value("chirp_messages_received_total"); v != 1 {
 		t.Errorf("chirp_messages_received_total = %v, want 1", v)
+	}
+}
+
+// TestTLSFailuresAreOneLine: a plaintext sender and one with another CA's
+// credentials, against an echo node that encrypts loopback too.
+func TestTLSFailuresAreOneLine(t *testing.T) {
+	echoChain, _ := certsIn(t)
+	strangerChain, _ := certsIn(t) // another CA
+	echo := startChirp(t, nil, serverArgs("echo", "-tls-chain", echoChain, "-always-encrypt")...)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"request", "-timeout", "1s", "-bind", "127.0.0.1", echo.addr(), "x"},
+			fmt.Sprintf("chirp request: connection to %s failed: the peer closed the connection\n", echo.addr())},
+		{[]string{"request", "-timeout", "1s", "-bind", "127.0.0.1", "-always-encrypt", echo.addr(), "x"},
+			fmt.Sprintf("chirp request: TLS with %s failed: certificate signed by unknown authority\n", echo.addr())},
+	} {
+		env := []string{"CHIRP_TLS_CHAIN=" + strangerChain}
+		if !slices.Contains(c.args, "-always-encrypt") {
+			env = nil
+		}
+		code, stdout, stderr := chirp(t, env, "", c.args...)
+		if code != 1 || stdout != "" || stderr != c.want {
+			t.Errorf("chirp %q: exit %d, stdout %q, stderr %q; want 1 and %q", c.args, code, stdout, stderr, c.want)
+		}
 	}
 }

@@ -57,7 +57,7 @@ func sendError(err error, dst string, timeout time.Duration) error {
 	case errors.Is(err, node.ErrTooLarge):
 		return fmt.Errorf("connection to %s closed: a message was over the size limit", dst)
 	case errors.Is(err, node.ErrProtocol):
-		return fmt.Errorf("connection to %s lost: %s", dst, cause(err))
+		return fmt.Errorf("connection to %s failed: %s", dst, cause(err))
 	case errors.Is(err, node.ErrShutdown):
 		return errors.New("interrupted: the node closed before the send finished")
 	case errors.Is(err, perf.ErrStalled):
@@ -78,7 +78,14 @@ func cause(err error) string {
 	if errors.As(err, &errno) {
 		return errno.Error()
 	}
-	return afterLast(err.Error(), ": ")
+	s := err.Error()
+	if i := strings.Index(s, " ("); i >= 0 && strings.HasSuffix(s, ")") {
+		s = s[:i] // x509's "(possibly because of ...: ...)" explains, with colons of its own
+	}
+	if s = afterLast(s, ": "); s == "EOF" {
+		return "the peer closed the connection"
+	}
+	return s
 }
 
 // afterLast is what follows the last sep in s, or s.
