@@ -668,7 +668,7 @@ func TestTLSFailuresAreOneLine(t *testing.T) {
 		want string
 	}{
 		{[]string{"request", "-timeout", "1s", "-bind", "127.0.0.1", echo.addr(), "x"},
-			fmt.Sprintf("chirp request: connection to %s failed: the peer closed the connection\n", echo.addr())},
+			fmt.Sprintf("chirp request: cannot connect to %s: peer closed the connection without a handshake; it may expect TLS\n", echo.addr())},
 		{[]string{"request", "-timeout", "1s", "-bind", "127.0.0.1", "-always-encrypt", echo.addr(), "x"},
 			fmt.Sprintf("chirp request: TLS with %s failed: certificate signed by unknown authority\n", echo.addr())},
 	} {

@@ -56,6 +56,10 @@ func sendError(err error, dst string, timeout time.Duration) error {
 		return fmt.Errorf("TLS with %s failed: %s", dst, cause(err))
 	case errors.Is(err, node.ErrTooLarge):
 		return fmt.Errorf("connection to %s closed: a message was over the size limit", dst)
+	case errors.Is(err, node.ErrConnLost):
+		return fmt.Errorf("connection to %s lost: %s", dst, cause(err))
+	case errors.Is(err, node.ErrQueueFull):
+		return fmt.Errorf("too many sends to %s pending", dst)
 	case errors.Is(err, node.ErrProtocol):
 		return fmt.Errorf("connection to %s failed: %s", dst, cause(err))
 	case errors.Is(err, node.ErrShutdown):
