@@ -218,6 +218,9 @@ func TestHelpCommand(t *testing.T) {
 		!strings.Contains(stdout, "-concurrency") || !strings.Contains(stdout, "CHIRP_TIMEOUT") {
 		t.Errorf("chirp help send: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
+	if code, again, _ := chirp(t, nil, "", "help", "help"); code != 0 || !strings.HasPrefix(again, "usage: chirp COMMAND") {
+		t.Errorf("chirp help help: exit %d, stdout %q", code, again)
+	}
 	_, helpFlag, _ := chirp(t, nil, "", "send", "-h")
 	if helpFlag != "" {
 		t.Errorf("chirp send -h wrote %q to stdout; the flags go to stderr", helpFlag)

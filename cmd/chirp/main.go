@@ -132,6 +132,10 @@ func help(args []string, s stdio) int {
 		topUsage(s.out)
 		return 0
 	case 1:
+		if args[0] == "help" {
+			topUsage(s.out)
+			return 0
+		}
 		c := lookup(args[0])
 		if c == nil {
 			return usageFail(s, "chirp help", fmt.Sprintf("unknown command %q", args[0]), "chirp help")
