@@ -19,6 +19,8 @@ type connState uint8
 const (
 	// stateDialing: Dial is in flight; no socket yet.
 	stateDialing connState = iota
+	// stateAccepting: accepted, being enrolled into the loop.
+	stateAccepting
 	// stateOpen: attached to gnet, bytes are read and delivered.
 	stateOpen
 	// statePaused: detached from gnet; the kernel holds what the peer sends.
@@ -286,7 +288,7 @@ func (c *Conn) Write(b []byte) error {
 // the connection (OnClose follows from the loop) and is returned.
 func (c *Conn) Writev(bs [][]byte) error {
 	switch {
-	case c.state == stateClosed || c.state == stateDialing:
+	case c.state == stateClosed || c.state == stateDialing || c.state == stateAccepting:
 		return ErrConnClosed
 	case c.werr != nil:
 		return c.werr
@@ -430,7 +432,7 @@ func (c *Conn) Close(err error) {
 	if err == nil {
 		err = ErrConnClosed
 	}
-	if c.state == stateClosed || c.state == stateDialing {
+	if c.state == stateClosed || c.state == stateDialing || c.state == stateAccepting {
 		return
 	}
 	c.closeNow(err, false, true)

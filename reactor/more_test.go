@@ -43,6 +43,7 @@ func fullListener(t *testing.T) netip.AddrPort {
 }
 
 func TestDialToFullAcceptQueueTimesOut(t *testing.T) {
+	guard(t)
 	addr := fullListener(t)
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	res := make(chan error, 1)
@@ -64,6 +65,7 @@ func TestDialToFullAcceptQueueTimesOut(t *testing.T) {
 }
 
 func TestThousandConcurrentConnections(t *testing.T) {
+	guard(t)
 	r := startReactor(t, echoHandler(), "127.0.0.1", "")
 	addr := "127.0.0.1:" + strconv.Itoa(r.Port())
 	const N = 1000
@@ -107,6 +109,7 @@ func TestThousandConcurrentConnections(t *testing.T) {
 }
 
 func TestCloseWithLiveConnections(t *testing.T) {
+	guard(t)
 	var mu sync.Mutex
 	closes := map[*Conn]error{}
 	h := &funcs{close: func(c *Conn, err error) { mu.Lock(); closes[c] = err; mu.Unlock() }}
@@ -169,6 +172,7 @@ func TestCloseWithLiveConnections(t *testing.T) {
 }
 
 func TestConnCloseReportsOnceAndStopsWrites(t *testing.T) {
+	guard(t)
 	closes := make(chan error, 4)
 	r := startReactor(t, &funcs{
 		open:  func(c *Conn) { c.Close(errors.New("not welcome")); _ = c.Write([]byte("x")) },

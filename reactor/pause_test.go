@@ -46,6 +46,7 @@ func checkStream(off int64, data []byte) bool {
 // (64 KiB) per connection; the rest sits in the kernel (a few MiB of socket
 // buffers, not heap). 8 MiB leaves room for the runtime's own noise.
 func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
+	guard(t)
 	const total = 1 << 30
 	const bound = 8 << 20
 	var received atomic.Int64
@@ -141,6 +142,7 @@ func TestPausedConnectionBoundsMemoryUnderFlood(t *testing.T) {
 // keeping part of it unconsumed, and resumes from a closure: every byte
 // still arrives exactly once and in order.
 func TestPauseResumeCyclesLoseNothing(t *testing.T) {
+	guard(t)
 	const total = 8 << 20
 	var received int64 // loop-owned
 	var cycles int
@@ -201,6 +203,7 @@ func TestPauseResumeCyclesLoseNothing(t *testing.T) {
 // client that is not reading yet; the rest is buffered and flushed when the
 // client reads, then OnDrain fires.
 func TestBufferedWritesDrainInOrder(t *testing.T) {
+	guard(t)
 	const total = 16 << 20
 	drained := make(chan int, 4)
 	r := startReactor(t, &funcs{
@@ -246,6 +249,7 @@ func TestBufferedWritesDrainInOrder(t *testing.T) {
 }
 
 func TestPeerResetAndHalfCloseGiveOneCloseEach(t *testing.T) {
+	guard(t)
 	type ev struct {
 		c   *Conn
 		err error
@@ -296,6 +300,7 @@ func TestPeerResetAndHalfCloseGiveOneCloseEach(t *testing.T) {
 // consumes part of the data and resumes before returning (it freed what
 // it waited for) gets the rest at once, without the peer sending more.
 func TestPauseAndResumeWithinOnDataDeliversTheRest(t *testing.T) {
+	guard(t)
 	got := make(chan string, 10)
 	r := startReactor(t, &funcs{data: func(c *Conn, b []byte) int {
 		c.PauseRead()

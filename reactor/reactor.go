@@ -38,12 +38,15 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"golang.org/x/sys/unix"
 )
 
@@ -120,22 +123,30 @@ type Reactor struct {
 	log     *slog.Logger
 	port    int
 
-	eng     gnet.Engine
-	el      gnet.EventLoop
-	wakeTx  *net.UDPConn
-	wakeTo  netip.AddrPort
-	stopped chan struct{}
-	runErr  error
-	ticked  chan struct{}
-	booted  chan gnet.Engine
-	tickOne sync.Once
+	eng      gnet.Engine
+	el       gnet.EventLoop
+	wakeTx   *net.UDPConn
+	wakeTo   netip.AddrPort
+	lns      []*net.TCPListener
+	acceptWG sync.WaitGroup
+	stopped  chan struct{} // gnet's engine returned
+	runErr   error         // what it returned; read after stopped
+	done     chan struct{} // end finished
+	err      error         // why the reactor ended; read after done
+	ticked   chan struct{}
+	booted   chan gnet.Engine
+	tickOne  sync.Once
+
+	abortCause atomic.Pointer[error]  // set by Abort
+	gnetErr    atomic.Pointer[string] // the last error gnet logged
 
 	// submission queue, guarded by mu
-	mu        sync.Mutex
-	queue     []func()
-	scheduled bool
-	closed    bool
-	spare     []func() // loop only
+	mu          sync.Mutex
+	queue       []func()
+	scheduled   bool
+	closed      bool // Submit refuses
+	closeCalled bool
+	spare       []func() // loop only
 
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
@@ -151,7 +162,8 @@ type Reactor struct {
 	wakeT    *time.Timer
 	wakeAt   int64 // monotonic ns of the armed wake timer, 0 when none
 	closing  bool
-	detaches int // read pauses that detached a socket (tests)
+	endErr   error // why closing: ErrClosed, or the loop's failure
+	detaches int   // read pauses that detached a socket (tests)
 	base     time.Time
 	drainRun gnet.Runnable
 
@@ -196,41 +208,29 @@ func Start(cfg Config) (*Reactor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	// With two families and port 0, both must share one port: find a free
-	// one on the first family and retry if another process takes it first.
-	tries := 1
-	if cfg.Port == 0 && v4.IsValid() && v6.IsValid() {
-		tries = 8
-	}
-	for i := 0; ; i++ {
-		port := cfg.Port
-		if cfg.Port == 0 && tries > 1 {
-			if port, err = freePort(v4); err != nil {
-				return nil, fmt.Errorf("%w: finding a free port: %w", ErrAddrInUse, err)
-			}
-		}
-		r, err := start(cfg, log, v4, v6, port)
-		if err == nil || !errors.Is(err, ErrAddrInUse) || i+1 >= tries {
-			return r, err
-		}
-	}
-}
-
-func freePort(a netip.Addr) (int, error) {
-	ln, err := net.Listen("tcp4", netip.AddrPortFrom(a, 0).String())
+	lns, err := listen(cfg, v4, v6)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	r, err := start(cfg, log, lns)
+	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return nil, err
+	}
+	return r, nil
 }
 
-func start(cfg Config, log *slog.Logger, v4, v6 netip.Addr, port int) (*Reactor, error) {
+func start(cfg Config, log *slog.Logger, lns []*net.TCPListener) (*Reactor, error) {
 	r := &Reactor{
 		cfg:     cfg,
 		handler: cfg.Handler,
 		log:     log,
+		lns:     lns,
+		port:    int(netip.MustParseAddrPort(lns[0].Addr().String()).Port()),
 		stopped: make(chan struct{}),
+		done:    make(chan struct{}),
 		ticked:  make(chan struct{}),
 		booted:  make(chan gnet.Engine, 1),
 		conns:   make(map[int]*Conn),
@@ -245,90 +245,62 @@ func start(cfg Config, log *slog.Logger, v4, v6 netip.Addr, port int) (*Reactor,
 	r.wp = wp
 	r.drainRun = gnet.RunnableFunc(func(context.Context) error { r.drain(); return nil })
 	r.ctx, r.cancel = context.WithCancel(context.Background())
-	var addrs []string
-	if v4.IsValid() {
-		addrs = append(addrs, "tcp4://"+netip.AddrPortFrom(v4, uint16(port)).String())
-	}
-	if v6.IsValid() {
-		addrs = append(addrs, "tcp6://"+netip.AddrPortFrom(v6, uint16(port)).String())
-	}
 	opts := []gnet.Option{
 		gnet.WithMulticore(false),
 		gnet.WithNumEventLoop(1),
 		// One read buffer per loop (not per connection): big reads mean fewer
 		// syscalls for big messages (64 KiB messages: 3.5x the passes/s).
 		gnet.WithReadBufferCap(readBufferCap),
-		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
-		gnet.WithLogger(quietLogger{}),
+		gnet.WithLogger(&gnetLogger{r: r}),
 		// Round-robin mutates shared state on every Register; ours races
-		// with the acceptor. With one loop the choice is moot otherwise.
+		// with enrolments from other goroutines. With one loop the choice
+		// is moot otherwise.
 		gnet.WithLoadBalancing(gnet.LeastConnections),
-		// No gnet.WithTCPKeepAlive: gnet v2.9.7 lets that setting overwrite
-		// a bind error. Keepalive is set on the listeners below instead
-		// (Linux passes it on to accepted sockets).
 	}
+	// The reactor owns the TCP listeners (see acceptLoop); gnet only runs
+	// the loop. gnet's Engine refuses every call (Register, Stop) without a
+	// listener, so it gets a placeholder: a Unix socket in a private
+	// directory, unlinked as soon as it is bound, so nothing can connect to
+	// it. Rotate returns when the engine ended, for whatever reason; end
+	// takes over from there.
+	dir, err := os.MkdirTemp("", "chirp-reactor-")
+	if err != nil {
+		r.wp.close()
+		return nil, fmt.Errorf("reactor: placeholder listener: %w", err)
+	}
+	defer os.RemoveAll(dir)
 	go func() {
-		err := gnet.Rotate(&engineHandler{r}, addrs, opts...)
+		err := gnet.Rotate(&engineHandler{r}, []string{"unix://" + filepath.Join(dir, "l")}, opts...)
 		r.runErr = err
 		close(r.stopped)
+		r.end()
 	}()
 	var eng gnet.Engine
 	select {
 	case eng = <-r.booted:
-	case <-r.stopped:
-		r.cancel()
-		r.wp.close()
-		err := r.runErr
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return nil, fmt.Errorf("%w: listening on %v: %w", ErrAddrInUse, addrs, err)
-		}
-		return nil, fmt.Errorf("reactor: listening on %v: %w", addrs, err)
+		os.RemoveAll(dir)
+	case <-r.done:
+		return nil, fmt.Errorf("reactor: starting the event loop: %w", r.runErr)
 	}
 	r.eng = eng
 	// The ticker goroutine starts after gnet registered its loop, so the
 	// first tick orders our Register after that registration.
 	select {
 	case <-r.ticked:
-	case <-r.stopped:
-		r.cancel()
-		r.wp.close()
+	case <-r.done:
 		return nil, fmt.Errorf("reactor: engine stopped during start: %w", r.runErr)
 	}
 	if err := r.fetchLoop(); err != nil {
 		r.stopEngine()
 		return nil, err
 	}
-	// Learn the bound port and apply the backlog (listen(2) again on a
-	// listening socket only updates its backlog).
-	for _, a := range addrs {
-		network, address := "tcp", a[len("tcp4://"):]
-		fd, err := eng.DupListener(network, address)
-		if err != nil {
-			r.stopEngine()
-			return nil, fmt.Errorf("reactor: listener %s: %w", a, err)
-		}
-		sa, err := unix.Getsockname(fd)
-		if err == nil {
-			err = unix.Listen(fd, cfg.Backlog)
-		}
-		if err == nil && cfg.KeepAlive > 0 {
-			err = setKeepAlive(fd, cfg.KeepAlive)
-		}
-		unix.Close(fd)
-		if err != nil {
-			r.stopEngine()
-			return nil, fmt.Errorf("reactor: listener %s: %w", a, err)
-		}
-		switch sa := sa.(type) {
-		case *unix.SockaddrInet4:
-			r.port = sa.Port
-		case *unix.SockaddrInet6:
-			r.port = sa.Port
-		}
-	}
 	r.ready.Store(true)
+	r.acceptWG.Add(len(lns))
+	for _, ln := range lns {
+		go r.acceptLoop(ln)
+	}
 	return r, nil
 }
 
@@ -365,17 +337,102 @@ func (r *Reactor) fetchLoop() error {
 	return nil
 }
 
+// stopEngine stops gnet and waits until end finished.
 func (r *Reactor) stopEngine() {
 	r.cancel()
-	r.wp.close()
 	// Engine.Stop polls every 500 ms; Rotate returning is the real signal.
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { _ = r.eng.Stop(ctx) }()
-	<-r.stopped
+	<-r.done
 	cancel()
+}
+
+// end runs once the engine stopped, on the goroutine that ran it. Whether
+// Close stopped it or it failed, the loop goroutine is gone, so this
+// goroutine owns the loop's state now: it fails pending dials, closes the
+// connections gnet did not know (detached ones), runs the closures still
+// queued (they see a closing reactor, as after Close) and frees the rest.
+func (r *Reactor) end() {
+	r.mu.Lock()
+	r.closed = true
+	byClose := r.closeCalled
+	r.mu.Unlock()
+	r.cancel()
+	cause := ErrClosed
+	if !byClose {
+		cause = r.failure(r.runErr)
+	}
+	r.stopAccepting()
+	r.shutdown(cause)
+	for {
+		r.mu.Lock()
+		empty := len(r.queue) == 0
+		r.mu.Unlock()
+		if empty {
+			break
+		}
+		r.drain()
+	}
+	r.wp.close()
 	if r.wakeTx != nil {
 		r.wakeTx.Close() // gnet closed its end with the loop
 	}
+	r.err = cause
+	close(r.done)
+}
+
+// failure is the error of a loop that ended without Close; runErr is what
+// gnet returned, if known yet.
+func (r *Reactor) failure(runErr error) error {
+	if p := r.abortCause.Load(); p != nil {
+		return fmt.Errorf("%w: event loop ended: %w", ErrClosed, *p)
+	}
+	if s := r.gnetErr.Load(); s != nil {
+		return fmt.Errorf("%w: event loop ended: %s", ErrClosed, *s)
+	}
+	if runErr != nil {
+		return fmt.Errorf("%w: event loop ended: %w", ErrClosed, runErr)
+	}
+	return fmt.Errorf("%w: event loop ended without Close", ErrClosed)
+}
+
+// Done is closed when the reactor ended: after Close, or as soon as its
+// event loop stopped on its own (then pending dials have failed, every
+// connection got OnClose, and Submit and Dial return ErrClosed).
+func (r *Reactor) Done() <-chan struct{} { return r.done }
+
+// Err is nil until Done is closed. Then it is ErrClosed after Close, or an
+// error wrapping ErrClosed that names why the loop ended.
+func (r *Reactor) Err() error {
+	select {
+	case <-r.done:
+		return r.err
+	default:
+		return nil
+	}
+}
+
+// Abort ends the event loop as a failure would: connections are dropped
+// (OnClose with an error wrapping ErrClosed and cause), pending dials fail,
+// Done is closed and Err wraps cause. It is for faults found outside the
+// loop (the write poller failing) and for fault-injection tests; Close is
+// still needed to free the reactor. Safe from any goroutine.
+func (r *Reactor) Abort(cause error) {
+	if cause == nil {
+		cause = errors.New("aborted")
+	}
+	if !r.abortCause.CompareAndSwap(nil, &cause) {
+		return
+	}
+	r.mu.Lock()
+	el := r.el
+	r.mu.Unlock()
+	// A task that returns ErrEngineShutdown ends gnet's loop: it closes
+	// every connection it knows and stops the engine.
+	// An error from Execute means the engine is ending already.
+	_ = el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		return fmt.Errorf("%w: %w", gerrors.ErrEngineShutdown, cause)
+	}))
 }
 
 type loopHandle struct{}
@@ -388,7 +445,9 @@ func (r *Reactor) Conns() int { return int(r.nOpen.Load()) }
 
 // Submit runs f on the loop. Closures from one goroutine run in the order
 // they were submitted; a burst of submissions costs one wake-up. It returns
-// ErrClosed, and does not run f, once Close has begun.
+// ErrClosed, and does not run f, once Close has begun or the loop ended.
+// A closure accepted just before the loop ended runs in end, after the
+// loop, seeing a closing reactor.
 func (r *Reactor) Submit(f func()) error {
 	r.mu.Lock()
 	if r.closed {
@@ -402,9 +461,8 @@ func (r *Reactor) Submit(f func()) error {
 	r.mu.Unlock()
 	if wake {
 		if _, err := r.wakeTx.WriteToUDPAddrPort(wakeByte[:], r.wakeTo); err != nil {
-			if err := el.Execute(context.Background(), r.drainRun); err != nil {
-				return fmt.Errorf("%w: %w", ErrClosed, err)
-			}
+			// If this fails too, the engine is ending, and end runs f.
+			_ = el.Execute(context.Background(), r.drainRun)
 		}
 	}
 	return nil
@@ -433,42 +491,45 @@ func (r *Reactor) drain() {
 // ErrClosed), fails pending dials with ErrClosed, cancels timers, makes
 // later Submit calls fail, and returns when the loop's goroutines ended.
 // Closures submitted before Close still run. Close must not be called on
-// the loop. A second Close returns ErrClosed.
+// the loop. A second Close returns ErrClosed. After the loop ended on its
+// own (see Done), Close only frees what is left.
 func (r *Reactor) Close() error {
-	done := make(chan struct{})
-	if err := r.Submit(func() { r.shutdown(); close(done) }); err != nil {
-		return err
-	}
-	<-done
 	r.mu.Lock()
-	r.closed = true
-	rest := len(r.queue) > 0
+	if r.closeCalled {
+		r.mu.Unlock()
+		return ErrClosed
+	}
+	r.closeCalled = true
 	r.mu.Unlock()
-	if rest {
-		done2 := make(chan struct{})
-		if err := r.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			r.drain()
-			close(done2)
-			return nil
-		})); err == nil {
-			<-done2
+	done := make(chan struct{})
+	if err := r.Submit(func() { r.shutdown(ErrClosed); close(done) }); err == nil {
+		select {
+		case <-done:
+		case <-r.done: // the loop died meanwhile; end ran the closure
 		}
 	}
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	r.cancel()
+	r.stopAccepting()
 	r.dialWG.Wait()
 	r.stopEngine()
 	return nil
 }
 
-func (r *Reactor) shutdown() {
+// shutdown fails pending dials and closes every connection with err, and
+// drops the timers. It runs on the loop, or in end once the loop is gone.
+func (r *Reactor) shutdown(err error) {
 	r.closing = true
+	r.endErr = err
 	for c := range r.dials {
 		delete(r.dials, c)
 		c.state = stateClosed
-		c.dialDone(nil, ErrClosed)
+		c.dialDone(nil, err)
 	}
 	for _, c := range r.conns {
-		c.closeNow(ErrClosed, false, false)
+		c.closeNow(err, false, false)
 	}
 	for len(r.timers) > 0 {
 		t := r.timers[0]
@@ -489,10 +550,16 @@ func (r *Reactor) now() int64 { return int64(time.Since(r.base)) }
 // connection's context before done runs.
 func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done func(*Conn, error)) error {
 	c := &Conn{r: r, outbound: true, state: stateDialing, dialDone: done, ctx: ctx, remote: addr}
+	// The registration must run before gnet's OnOpen for the socket, or
+	// OnOpen takes the connection for a failed dial. It goes through Submit
+	// and the enrolment through gnet's task queue, which are not ordered
+	// with each other, so the dial goroutine waits for it before Enroll.
+	registered := make(chan struct{})
 	register := func() {
+		close(registered)
 		if r.closing {
 			c.state = stateClosed
-			done(nil, ErrClosed)
+			done(nil, r.endErr)
 			return
 		}
 		r.dials[c] = struct{}{}
@@ -518,14 +585,26 @@ func (r *Reactor) Dial(addr netip.AddrPort, timeout time.Duration, ctx any, done
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
+		select {
+		case <-registered:
+		case <-r.ctx.Done():
+			// Closing: the registration runs on the loop or in end, and
+			// fails the dial there.
+			nc.Close()
+			return
+		}
 		ch, err := r.el.Enroll(gnet.NewContext(context.Background(), c), nc)
 		if err != nil {
 			nc.Close()
 			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("%w: %w", ErrClosed, err)) })
 			return
 		}
-		if res := <-ch; res.Err != nil {
-			_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("registering the connection: %w", res.Err)) })
+		select {
+		case res := <-ch:
+			if res.Err != nil {
+				_ = r.Submit(func() { r.dialFailed(c, fmt.Errorf("registering the connection: %w", res.Err)) })
+			}
+		case <-r.stopped: // the loop is gone; end fails the dial
 		}
 	}()
 	return nil
@@ -631,6 +710,18 @@ func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	switch c := gc.Context().(type) {
 	case *Conn:
 		switch c.state {
+		case stateAccepting:
+			if r.closing {
+				return nil, gnet.Close
+			}
+			if err := c.attachNew(gc); err != nil {
+				r.log.Warn("reactor: accept failed", "err", err)
+				return nil, gnet.Close
+			}
+			r.cur = c
+			r.handler.OnOpen(c)
+			r.cur = nil
+			return nil, c.pendingAction()
 		case stateDialing:
 			if _, ok := r.dials[c]; !ok || r.closing {
 				return nil, gnet.Close // failed meanwhile; gnet's fd is the only one
@@ -659,19 +750,6 @@ func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			return nil, c.pendingAction()
 		}
 		return nil, gnet.Close
-	case nil:
-		if r.closing || !r.ready.Load() {
-			return nil, gnet.Close // too early: Start has not returned yet
-		}
-		nc := &Conn{r: r}
-		if err := nc.attachNew(gc); err != nil {
-			r.log.Warn("reactor: accept failed", "err", err)
-			return nil, gnet.Close
-		}
-		r.cur = nc
-		r.handler.OnOpen(nc)
-		r.cur = nil
-		return nil, nc.pendingAction()
 	}
 	return nil, gnet.None
 }
@@ -691,6 +769,7 @@ func (h *engineHandler) OnTraffic(gc gnet.Conn) gnet.Action {
 }
 
 func (h *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
+	r := h.r
 	c, ok := gc.Context().(*Conn)
 	if !ok || c.gc != gc {
 		return gnet.None
@@ -705,7 +784,12 @@ func (h *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	switch {
 	case err == nil:
+		// gnet closes connections on its own only when its loop ends: the
+		// reactor is failing (Close closed them all before).
 		err = ErrClosed
+		if !r.closing {
+			err = r.failure(nil)
+		}
 	case errors.Is(err, io.EOF):
 		err = ErrPeerClosed // an ordinary close: nothing more to say
 	default:
@@ -723,14 +807,21 @@ func (r *Reactor) deliverInGnet(c *Conn, buf []byte) {
 	r.cur = prev
 }
 
-// quietLogger keeps gnet silent; the reactor logs what matters itself.
-type quietLogger struct{}
+// gnetLogger keeps gnet quiet: its errors go to the reactor's log at Debug,
+// and the last one is kept, to name the cause if the loop dies (gnet logs
+// why its loop exits and returns nothing). The reactor logs what matters
+// itself.
+type gnetLogger struct{ r *Reactor }
 
-func (quietLogger) Debugf(string, ...any) {}
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Warnf(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(string, ...any) {}
+func (gnetLogger) Debugf(string, ...any) {}
+func (gnetLogger) Infof(string, ...any)  {}
+func (gnetLogger) Warnf(string, ...any)  {}
+func (l *gnetLogger) Errorf(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	l.r.gnetErr.Store(&s)
+	l.r.log.Debug("reactor: gnet: " + s)
+}
+func (l *gnetLogger) Fatalf(format string, args ...any) { l.Errorf(format, args...) }
 
 func setKeepAlive(fd int, idle time.Duration) error {
 	secs := max(int(idle/time.Second), 1)

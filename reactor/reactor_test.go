@@ -106,6 +106,7 @@ func roundTrip(t *testing.T, c net.Conn, msg []byte) {
 }
 
 func TestEchoOnAcceptedConnectionsIPv4AndIPv6(t *testing.T) {
+	guard(t)
 	r := startReactor(t, echoHandler(), "127.0.0.1", "::1")
 	port := strconv.Itoa(r.Port())
 	if r.Port() == 0 {
@@ -119,6 +120,7 @@ func TestEchoOnAcceptedConnectionsIPv4AndIPv6(t *testing.T) {
 }
 
 func TestEchoThroughDialedConnection(t *testing.T) {
+	guard(t)
 	server := startReactor(t, echoHandler(), "127.0.0.1", "::1")
 	got := make(chan []byte, 16)
 	client := startReactor(t, &funcs{data: func(c *Conn, b []byte) int {
@@ -159,6 +161,7 @@ func TestEchoThroughDialedConnection(t *testing.T) {
 }
 
 func TestDialClosedPortIsRefused(t *testing.T) {
+	guard(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -184,6 +187,7 @@ func TestDialClosedPortIsRefused(t *testing.T) {
 }
 
 func TestListenOnPortInUseFails(t *testing.T) {
+	guard(t)
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	_, err := Start(Config{ListenV4: "127.0.0.1", Port: r.Port(), Handler: &funcs{}})
 	if !errors.Is(err, ErrAddrInUse) {
@@ -192,6 +196,7 @@ func TestListenOnPortInUseFails(t *testing.T) {
 }
 
 func TestStartRejectsBadConfig(t *testing.T) {
+	guard(t)
 	cases := map[string]Config{
 		"no handler":   {ListenV4: "127.0.0.1"},
 		"no listener":  {Handler: &funcs{}},
@@ -209,6 +214,7 @@ func TestStartRejectsBadConfig(t *testing.T) {
 }
 
 func TestSubmitKeepsPerGoroutineOrder(t *testing.T) {
+	guard(t)
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	const G, N = 32, 2000
 	last := make([]int, G) // loop-owned
@@ -245,6 +251,7 @@ func TestSubmitKeepsPerGoroutineOrder(t *testing.T) {
 }
 
 func TestSubmitAfterCloseFails(t *testing.T) {
+	guard(t)
 	r, err := Start(Config{ListenV4: "127.0.0.1", Handler: &funcs{}})
 	if err != nil {
 		t.Fatal(err)
@@ -261,6 +268,7 @@ func TestSubmitAfterCloseFails(t *testing.T) {
 }
 
 func TestTimersFireInOrderAndStop(t *testing.T) {
+	guard(t)
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	type fired struct {
 		id int
@@ -314,6 +322,7 @@ func TestTimersFireInOrderAndStop(t *testing.T) {
 }
 
 func TestRepeatingTimer(t *testing.T) {
+	guard(t)
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	n := 0
 	done := make(chan struct{})

@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"fmt"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -15,6 +16,7 @@ type writePoller struct {
 	epfd int
 	efd  int // eventfd that ends the goroutine
 	done chan struct{}
+	once sync.Once
 }
 
 func newWritePoller(r *Reactor) (*writePoller, error) {
@@ -58,7 +60,8 @@ func (wp *writePoller) run() {
 			continue
 		}
 		if err != nil {
-			wp.r.log.Error("reactor: write poller stopped", "err", err)
+			// Buffered writes would never finish: the reactor is broken.
+			wp.r.Abort(fmt.Errorf("reactor: write poller: %w", err))
 			return
 		}
 		fds := make([]int, 0, n)
@@ -82,10 +85,13 @@ func (wp *writePoller) run() {
 	}
 }
 
+// close stops the goroutine and frees the poller; later calls do nothing.
 func (wp *writePoller) close() {
-	var one = [8]byte{1}
-	_, _ = unix.Write(wp.efd, one[:])
-	<-wp.done
-	unix.Close(wp.epfd)
-	unix.Close(wp.efd)
+	wp.once.Do(func() {
+		var one = [8]byte{1}
+		_, _ = unix.Write(wp.efd, one[:])
+		<-wp.done
+		unix.Close(wp.epfd)
+		unix.Close(wp.efd)
+	})
 }
