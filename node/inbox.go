@@ -1,7 +1,6 @@
 package node
 
 import (
-	"fmt"
 	"sync"
 )
 
@@ -14,6 +13,8 @@ type inbox struct {
 	spare     []inboxOp // loop-owned
 	scheduled bool
 	drainFn   func()
+	closed    bool  // the loop is gone: post fails ops itself, with err
+	err       error // set with closed
 }
 
 type inboxOp struct {
@@ -24,29 +25,48 @@ type inboxOp struct {
 
 func (n *Node) initInbox() { n.in.drainFn = n.drainInbox }
 
-// post hands op to the loop. If the loop is gone, everything in the inbox
-// fails with ErrShutdown here, on the caller's goroutine.
+// post hands op to the loop. Once the loop is gone, a send fails with
+// ErrShutdown here, on the caller's goroutine.
 func (n *Node) post(op inboxOp) {
 	in := &n.in
 	in.mu.Lock()
+	if in.closed {
+		err := in.err
+		in.mu.Unlock()
+		n.failOp(op, err)
+		return
+	}
 	in.ops = append(in.ops, op)
 	wake := !in.scheduled
 	in.scheduled = true
 	in.mu.Unlock()
-	if !wake {
-		return
+	if wake {
+		// If Submit fails, the loop is gone, and whoever ends the node
+		// (Close, or watchLoop) fails what the inbox holds in closeInbox:
+		// one goroutine, so finishing does not race with the loop's owner.
+		_ = n.r.Submit(in.drainFn)
 	}
-	if err := n.r.Submit(in.drainFn); err != nil {
+}
+
+// closeInbox fails what the inbox holds with err, and makes post fail
+// later sends itself. It runs once the loop is gone, on the goroutine
+// that owns the node's loop state then.
+func (n *Node) closeInbox(err error) {
+	in := &n.in
+	for {
 		in.mu.Lock()
+		if in.closed {
+			in.mu.Unlock()
+			return
+		}
 		ops := in.ops
-		in.ops, in.scheduled = nil, false
+		in.ops = nil
+		if len(ops) == 0 {
+			in.closed, in.err = true, err
+		}
 		in.mu.Unlock()
 		for _, o := range ops {
-			if o.withdraw != nil {
-				o.withdraw <- errKept
-			} else if !o.release {
-				n.finish(o.m, fmt.Errorf("%w: node closed", ErrShutdown))
-			}
+			n.failOp(o, err)
 		}
 	}
 }
@@ -72,4 +92,15 @@ func (n *Node) drainInbox() {
 		}
 	}
 	in.spare = ops[:0]
+}
+
+// failOp answers op once the loop is gone: a send fails with err, a
+// withdrawal finds the send kept (it failed or fails with err), a release
+// has nothing left to do.
+func (n *Node) failOp(o inboxOp, err error) {
+	if o.withdraw != nil {
+		o.withdraw <- errKept
+	} else if !o.release {
+		n.finish(o.m, err)
+	}
 }

@@ -44,6 +44,12 @@ type Node struct {
 	space        chan struct{}
 	spaceWaiters atomic.Int32
 
+	failure  atomic.Pointer[error] // why the loop ended on its own
+	watched  chan struct{}         // watchLoop returned
+	done     chan struct{}         // closed by end
+	endErr   error                 // read after done
+	doneOnce sync.Once
+
 	// loop-owned
 	remotes map[netip.AddrPort]*remote
 	conns   map[*conn]struct{}
@@ -75,6 +81,8 @@ func Start(cfg Config) (*Node, error) {
 		old:     make(map[*conn]struct{}),
 		recvQ:   newMsgQueue(),
 		space:   make(chan struct{}, 1),
+		watched: make(chan struct{}),
+		done:    make(chan struct{}),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -130,7 +138,53 @@ func Start(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("%w: %w", ErrShutdown, err)
 	}
 	<-ready
+	go n.watchLoop()
 	return n, nil
+}
+
+// watchLoop notices at once when the event loop ends without Close (gnet
+// failed, or the reactor was aborted): the node shuts down with the cause.
+func (n *Node) watchLoop() {
+	defer close(n.watched)
+	<-n.r.Done()
+	rerr := n.r.Err()
+	if rerr == reactor.ErrClosed {
+		return // Close
+	}
+	err := fmt.Errorf("%w: %w", ErrShutdown, rerr)
+	n.failure.Store(&err)
+	n.log.Error("chirp: event loop ended, node shut down", "err", rerr)
+	// The loop goroutine is gone and the reactor has run all it had
+	// queued: the node's loop-owned state has no other user now, so this
+	// goroutine takes the loop's place to fail what is pending.
+	n.shutdownWith(err)
+	n.closeInbox(err)
+	n.recvQ.close()
+	n.end(err)
+}
+
+// end closes Done with err as the reason.
+func (n *Node) end(err error) {
+	n.doneOnce.Do(func() {
+		n.endErr = err
+		close(n.done)
+	})
+}
+
+// Done is closed when the node stopped: when Close finished, or as soon as
+// its event loop ended on its own (then every pending and later send fails
+// with ErrShutdown naming the cause, which Err returns).
+func (n *Node) Done() <-chan struct{} { return n.done }
+
+// Err is nil until Done is closed. Then it wraps ErrShutdown: after Close
+// with no more detail, after a failure with its cause.
+func (n *Node) Err() error {
+	select {
+	case <-n.done:
+		return n.endErr
+	default:
+		return nil
+	}
 }
 
 // Identity is the node's identity, sent in every handshake.
@@ -168,6 +222,10 @@ func (n *Node) submit(ctx context.Context, m *Message, done func(*Message, error
 	if n.closed.Load() {
 		m.inFlight.Store(false)
 		return fmt.Errorf("send to %s: %w", m.Addr, ErrShutdown)
+	}
+	if p := n.failure.Load(); p != nil {
+		m.inFlight.Store(false)
+		return fmt.Errorf("send to %s: %w", m.Addr, *p)
 	}
 	if err := n.admit(ctx); err != nil {
 		m.inFlight.Store(false)
@@ -272,6 +330,7 @@ func (n *Node) Close(ctx context.Context) error {
 	for n.pending.Load() > 0 {
 		select {
 		case <-ctx.Done():
+		case <-n.done: // the loop failed: nothing will finish any more
 		case <-tick.C:
 			continue
 		}
@@ -284,8 +343,11 @@ func (n *Node) Close(ctx context.Context) error {
 		<-done
 	}
 	err := n.r.Close()
+	<-n.watched
+	n.closeInbox(fmt.Errorf("%w: node closed", ErrShutdown))
 	n.work.stop()
 	n.recvQ.close()
+	n.end(ErrShutdown)
 	if errors.Is(err, reactor.ErrClosed) {
 		err = nil
 	}
@@ -304,14 +366,16 @@ func (n *Node) Close(ctx context.Context) error {
 }
 
 // shutdown fails everything still queued and closes all connections.
-func (n *Node) shutdown() {
+func (n *Node) shutdown() { n.shutdownWith(fmt.Errorf("%w: node closing", ErrShutdown)) }
+
+func (n *Node) shutdownWith(err error) {
 	n.closing = true
 	n.gcTimer.Stop()
 	for _, rem := range n.remotes {
-		n.dropRemote(rem, fmt.Errorf("%w: node closing", ErrShutdown))
+		n.dropRemote(rem, err)
 	}
 	for c := range n.conns {
-		n.closeConn(c, fmt.Errorf("%w: node closing", ErrShutdown))
+		n.closeConn(c, err)
 	}
 }
 
@@ -348,6 +412,9 @@ type Stats struct {
 	PausedConnections       int
 	Pauses                  uint64 // times a connection was paused for lack of slots
 	HandlerPanics           uint64 // panics of Config.Handler, recovered
+	// Failure is why the node's event loop ended on its own (wrapping
+	// ErrShutdown), nil while it runs or after a plain Close; see Done.
+	Failure error
 }
 
 type counters struct {
@@ -373,6 +440,9 @@ func (n *Node) Stats() Stats {
 	}
 	if n.r != nil {
 		s.Connections = n.r.Conns()
+	}
+	if p := n.failure.Load(); p != nil {
+		s.Failure = *p
 	}
 	return s
 }
