@@ -115,30 +115,33 @@ func (r *Reactor) acceptLoop(ln *net.TCPListener) {
 	var delay time.Duration
 	var lastWarn time.Time
 	failures := 0
+	// backOff logs err (rate-limited) and waits; false: the reactor closes.
+	backOff := func(err error) bool {
+		failures++
+		delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
+		if now := time.Now(); now.Sub(lastWarn) >= acceptWarnEvery {
+			lastWarn = now
+			r.log.Warn("reactor: accept failed, retrying", "listener", ln.Addr().String(),
+				"err", err, "failures", failures, "retry_in", delay)
+			failures = 0
+		}
+		t := time.NewTimer(delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-r.ctx.Done():
+			return false
+		}
+	}
 	for {
 		nc, err := ln.AcceptTCP()
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			failures++
-			delay = min(max(2*delay, acceptDelayMin), acceptDelayMax)
-			if now := time.Now(); now.Sub(lastWarn) >= acceptWarnEvery {
-				lastWarn = now
-				r.log.Warn("reactor: accept failed, retrying", "listener", ln.Addr().String(),
-					"err", err, "failures", failures, "retry_in", delay)
-				failures = 0
-			}
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-r.ctx.Done():
-				t.Stop()
+			if errors.Is(err, net.ErrClosed) || !backOff(err) {
 				return
 			}
 			continue
 		}
-		delay = 0
 		c := &Conn{r: r, state: stateAccepting}
 		ch, err := r.el.Enroll(gnet.NewContext(context.Background(), c), nc)
 		if err != nil {
@@ -148,12 +151,18 @@ func (r *Reactor) acceptLoop(ln *net.TCPListener) {
 		// Waiting keeps a storm of accepts from outrunning the loop.
 		select {
 		case res := <-ch:
-			if res.Err != nil { // gnet closed the socket (e.g. its dup hit EMFILE)
-				r.log.Debug("reactor: enrolling an accepted connection failed", "peer", nc.RemoteAddr().String(), "err", res.Err)
+			// gnet dups the socket to enroll it; at the descriptor limit
+			// that fails instead of accept(2) (and gnet closes the socket).
+			if res.Err != nil {
+				if !backOff(res.Err) {
+					return
+				}
+				continue
 			}
 		case <-r.stopped:
 			return
 		}
+		delay = 0
 	}
 }
 
