@@ -41,7 +41,8 @@ const maxKeptOut = 1 << 20
 type Conn struct {
 	r        *Reactor
 	gc       gnet.Conn // gnet's view; nil while detached
-	fd       int       // our duplicate of the socket, used for writes
+	fd       int       // the socket, used for writes: gnet's, or ownFd
+	ownFd    bool      // fd is the reactor's own duplicate (detached, resuming)
 	state    connState
 	outbound bool
 	ctx      any
@@ -90,13 +91,9 @@ func (c *Conn) Buffered() int { return len(c.out) - c.outOff }
 // Reactor returns the reactor the connection belongs to.
 func (c *Conn) Reactor() *Reactor { return c.r }
 
-func (c *Conn) attachNew(gc gnet.Conn) error {
-	fd, err := unix.FcntlInt(uintptr(gc.Fd()), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("reactor: dup: %w", err)
-	}
+func (c *Conn) attachNew(gc gnet.Conn) {
 	c.gc = gc
-	c.fd = fd
+	c.fd = gc.Fd()
 	c.state = stateOpen
 	c.local = toAddrPort(gc.LocalAddr())
 	if !c.outbound || !c.remote.IsValid() {
@@ -104,9 +101,45 @@ func (c *Conn) attachNew(gc gnet.Conn) error {
 	}
 	gc.SetContext(c)
 	_ = gc.SetNoDelay(true)
-	c.r.conns[fd] = c
+	c.r.conns[c.fd] = c
 	c.r.nOpen.Add(1)
-	return nil
+}
+
+// setFd makes fd the connection's socket descriptor (own: the reactor's
+// duplicate, else gnet's), moving the write poller's registration and
+// closing the previous descriptor if it was the reactor's. It runs while
+// the previous descriptor is still open.
+func (c *Conn) setFd(fd int, own bool) {
+	old := c.fd
+	if c.armed {
+		c.r.wp.remove(old)
+		if err := c.r.wp.add(fd); err != nil {
+			c.armed = false
+			defer func() { _ = c.failWrite(err) }()
+		}
+	}
+	delete(c.r.conns, old)
+	c.r.conns[fd] = c
+	if c.ownFd {
+		_ = unix.Close(old)
+	}
+	c.fd, c.ownFd = fd, own
+}
+
+// detached runs in gnet's OnClose for a read-pause detach, before gnet
+// closes its descriptor: the reactor keeps the socket open with its own
+// duplicate. It reports false if that failed and the connection closed.
+func (c *Conn) detached(gnetFd int) bool {
+	if c.ownFd {
+		return true // resumed and paused again before gnet's OnOpen: still ours
+	}
+	fd, err := unix.FcntlInt(uintptr(gnetFd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		c.closeNow(fmt.Errorf("reactor: pausing: dup: %w", err), true, false)
+		return false
+	}
+	c.setFd(fd, true)
+	return true
 }
 
 func toAddrPort(a net.Addr) netip.AddrPort {
@@ -439,6 +472,7 @@ func (c *Conn) Close(err error) {
 }
 
 // closeNow tears the connection down. fromGnet: gnet is closing gc itself.
+// gnet closes its descriptor; the reactor closes only its own.
 // later: report OnClose from a closure instead of inside this call.
 func (c *Conn) closeNow(err error, fromGnet, later bool) {
 	if c.state == stateClosed {
@@ -465,8 +499,10 @@ func (c *Conn) closeNow(err error, fromGnet, later bool) {
 			_ = r.el.Close(gc)
 		}
 	}
-	_ = unix.Close(c.fd)
-	c.fd = -1
+	if c.ownFd {
+		_ = unix.Close(c.fd)
+	}
+	c.fd, c.ownFd = -1, false
 	c.in, c.out, c.outOff = nil, nil, 0
 	if later && !r.closing {
 		if r.Submit(func() { r.handler.OnClose(c, err) }) == nil {

@@ -3,7 +3,9 @@ package reactor
 import (
 	"errors"
 	"io"
+	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -90,5 +92,79 @@ func TestAbortEndsTheReactorAtOnce(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("Close took %v", d)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skip("no /proc/self/fd:", err)
+	}
+	return len(ents)
+}
+
+// TestOneDescriptorPerConnection: a connection costs the reactor one
+// descriptor (gnet's), also after a read pause detached it from gnet and
+// a resume enrolled it again; only a detached connection holds the
+// reactor's own duplicate instead.
+func TestOneDescriptorPerConnection(t *testing.T) {
+	guard(t)
+	var mu sync.Mutex
+	var conns []*Conn
+	r := startReactor(t, &funcs{open: func(c *Conn) { mu.Lock(); conns = append(conns, c); mu.Unlock() }}, "127.0.0.1", "")
+	const n = 50
+	before := openFDs(t)
+	var peers []net.Conn
+	for range n {
+		peers = append(peers, dialTCP(t, "127.0.0.1:"+strconv.Itoa(r.Port())))
+	}
+	for r.Conns() != n {
+		time.Sleep(5 * time.Millisecond)
+	}
+	// n for the peers' sockets in this process, n for the reactor's.
+	if got := openFDs(t) - before; got != 2*n {
+		t.Fatalf("%d connections added %d descriptors, want %d", n, got, 2*n)
+	}
+	onLoop(t, r, func() {
+		for _, c := range conns {
+			c.PauseRead()
+			c.detachGnet()
+		}
+	})
+	if got := openFDs(t) - before; got != 2*n {
+		t.Fatalf("detached: %d descriptors, want %d", got, 2*n)
+	}
+	onLoop(t, r, func() {
+		for _, c := range conns {
+			c.ResumeRead()
+		}
+	})
+	for i, p := range peers { // the echo-less handler consumes; writes must still work
+		roundTripTo(t, r, conns, p, i)
+	}
+	if got := openFDs(t) - before; got != 2*n {
+		t.Fatalf("resumed: %d descriptors, want %d", got, 2*n)
+	}
+}
+
+// roundTripTo sends one byte from the peer and one back from the reactor's
+// side of the connection that received it.
+func roundTripTo(t *testing.T, r *Reactor, conns []*Conn, p net.Conn, i int) {
+	t.Helper()
+	local := p.LocalAddr().(*net.TCPAddr).AddrPort()
+	onLoop(t, r, func() {
+		for _, c := range conns {
+			if c.RemoteAddr() == local {
+				if err := c.Write([]byte{byte(i)}); err != nil {
+					t.Errorf("write after resume: %v", err)
+				}
+			}
+		}
+	})
+	_ = p.SetReadDeadline(time.Now().Add(5 * time.Second))
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(p, b); err != nil || b[0] != byte(i) {
+		t.Fatalf("read %v %v", b, err)
 	}
 }

@@ -1,33 +1,52 @@
 // Package reactor is the event loop every chirp node runs on: one gnet v2
-// event loop that listens, dials into the same loop, runs closures submitted
-// from any goroutine, keeps timers, and can stop reading a connection.
+// event loop that serves accepted and dialed connections, runs closures
+// submitted from any goroutine, keeps timers, and can stop reading a
+// connection.
 //
 // It knows sockets and nothing of chirp. All connection state is owned by the
 // loop goroutine: Handler callbacks, timer functions and submitted closures
-// run there, one at a time, so they need no locks. Only Submit, Dial and
-// Close may be called from other goroutines.
+// run there, one at a time, so they need no locks. Only Submit, Dial, Abort,
+// Close, Done and Err may be called from other goroutines.
 //
 // # Differences from plain gnet
 //
-// Writes do not go through gnet's outbound buffer. Every connection holds its
-// own duplicate of the socket descriptor; writes are writev(2) calls on it
-// from the loop, and a remainder the kernel does not take is kept by the
-// connection and flushed when a small write poller (one epoll instance and
-// one goroutine per reactor, used only while some connection's kernel send
-// buffer is full) reports the socket writable. gnet's outbound buffer thus
-// stays empty, which is what makes a lossless read pause possible.
+// The reactor owns its listeners. gnet's acceptor ends the whole engine on
+// the first accept error it does not expect, EMFILE included, so one burst
+// of connections at the descriptor limit would drop every connection. The
+// reactor accepts in a goroutine per listener instead, survives accept
+// errors as net/http does (a rate-limited Warn, back-off from 5 ms doubling
+// to 1 s, the loop serving on meanwhile) and enrolls accepted sockets into
+// the loop, as dialed ones.
+//
+// If the loop ends without Close (a gnet failure, or Abort), the reactor
+// knows at once: the goroutine that ran gnet takes over the loop's state,
+// fails pending dials, closes every connection, and closes Done; Err names
+// the cause, and Submit and Dial fail with ErrClosed from then on.
+//
+// Writes do not go through gnet's outbound buffer. They are writev(2) calls
+// on the socket from the loop, and a remainder the kernel does not take is
+// kept by the connection and flushed when a small write poller (one epoll
+// instance and one goroutine per reactor, used only while some connection's
+// kernel send buffer is full) reports the socket writable. gnet's outbound
+// buffer thus stays empty, which is what makes a lossless read pause
+// possible.
 //
 // gnet has no way to stop reading a connection. A pause starts soft: bytes
 // that still arrive are kept, not delivered. Once the peer sent 64 KiB more,
-// PauseRead's socket is detached from gnet (gnet closes its descriptor; ours
-// keeps the socket open), so the kernel stops reading, its receive window
-// fills and TCP stops the sender. ResumeRead delivers what was kept and, if
-// detached, enrolls the socket back into the same loop. While paused, the
-// process holds at most 64 KiB plus one read (256 KiB) per connection. A
-// soft pause costs nothing; a detach/re-enroll cycle costs a few system
-// calls (close, dup, epoll registration) and one short trip through gnet's
-// worker pool, tens of microseconds. A peer that dies while a connection is
-// detached is noticed on the next write or on resume.
+// PauseRead's socket is detached from gnet: gnet closes its descriptor, and
+// the reactor keeps the socket open with a duplicate it makes just before,
+// so the kernel stops reading, its receive window fills and TCP stops the
+// sender. ResumeRead delivers what was kept and, if detached, enrolls the
+// socket back into the same loop, then drops its duplicate. So a connection
+// holds one descriptor, gnet's or, while detached, the reactor's; only a
+// detach or resume in progress holds two for a moment. (A duplicate per
+// connection for its whole life used to halve how many peers a process
+// could hold under its descriptor limit.) While paused, the process holds
+// at most 64 KiB plus one read (256 KiB) per connection. A soft pause costs
+// nothing; a detach/re-enroll cycle costs a few system calls (dup, close,
+// epoll registration) and one short trip through gnet's worker pool, tens
+// of microseconds. A peer that dies while a connection is detached is
+// noticed on the next write or on resume.
 package reactor
 
 import (
@@ -714,10 +733,7 @@ func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			if r.closing {
 				return nil, gnet.Close
 			}
-			if err := c.attachNew(gc); err != nil {
-				r.log.Warn("reactor: accept failed", "err", err)
-				return nil, gnet.Close
-			}
+			c.attachNew(gc)
 			r.cur = c
 			r.handler.OnOpen(c)
 			r.cur = nil
@@ -727,11 +743,7 @@ func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 				return nil, gnet.Close // failed meanwhile; gnet's fd is the only one
 			}
 			delete(r.dials, c)
-			if err := c.attachNew(gc); err != nil {
-				c.state = stateClosed
-				c.dialDone(nil, err)
-				return nil, gnet.Close
-			}
+			c.attachNew(gc)
 			r.cur = c
 			c.dialDone(c, nil)
 			r.cur = nil
@@ -743,9 +755,10 @@ func (h *engineHandler) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 			if c.wantPause {
 				c.wantPause = false
 				c.state = statePaused
-				c.detaching = true
+				c.detaching = true // keeps its own descriptor: see detached
 				return nil, gnet.Close
 			}
+			c.setFd(gc.Fd(), false) // one descriptor per connection again
 			r.deliverInGnet(c, nil)
 			return nil, c.pendingAction()
 		}
@@ -777,6 +790,7 @@ func (h *engineHandler) OnClose(gc gnet.Conn, err error) gnet.Action {
 	c.gc = nil
 	if c.detaching {
 		c.detaching = false
+		c.detached(gc.Fd())
 		return gnet.None
 	}
 	if c.state == stateClosed {
