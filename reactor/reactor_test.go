@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gochirp/chirp/internal/leakcheck"
+	"golang.org/x/sys/unix"
 )
 
 func TestMain(m *testing.M) { leakcheck.VerifyTestMain(m) }
@@ -162,12 +163,22 @@ func TestEchoThroughDialedConnection(t *testing.T) {
 
 func TestDialClosedPortIsRefused(t *testing.T) {
 	guard(t)
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	// A port bound but not listening refuses connections, and unlike a
+	// closed listener's port, no other listener (this test's reactor
+	// included) can take it meanwhile.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	ln.Close()
+	defer unix.Close(fd)
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(sa.(*unix.SockaddrInet4).Port))
 	r := startReactor(t, &funcs{}, "127.0.0.1", "")
 	res := make(chan error, 1)
 	if err := r.Dial(addr, 2*time.Second, nil, func(c *Conn, err error) { res <- err }); err != nil {
