@@ -17,6 +17,7 @@ import (
 // directive in go.mod, or the patch, brings back a thread hand-off per idle
 // poll; this catches both.
 func TestBuiltWithPatchedGnet(t *testing.T) {
+	guard(t)
 	fn := runtime.FuncForPC(reflect.ValueOf((*netpoll.Poller).Polling).Pointer())
 	file, _ := fn.FileLine(fn.Entry())
 	if !strings.Contains(file, "/third_party/gnet/pkg/netpoll/") {
