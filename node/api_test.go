@@ -250,14 +250,7 @@ func TestHeaderTooLongForTheWireIsErrValue(t *testing.T) {
 // TestForgottenReleaseIsLoggedOnce: a message held past the timeout is
 // named in a debug log line by the GC, once.
 func TestForgottenReleaseIsLoggedOnce(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, string(p))
-		return len(p), nil
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	lines, log := newLineLog()
 	held := make(chan *Message, 1)
 	cfg := testConfig(true, HandlerFunc(func(m *Message) { held <- m }))
 	cfg.ManualRelease, cfg.Logger = true, log
@@ -269,17 +262,7 @@ func TestForgottenReleaseIsLoggedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := <-held
-	count := func() int {
-		mu.Lock()
-		defer mu.Unlock()
-		n := 0
-		for _, l := range lines {
-			if strings.Contains(l, "message not released") && strings.Contains(l, m.Identity.String()) {
-				n++
-			}
-		}
-		return n
-	}
+	count := func() int { return len(lines.matching("message not released", m.Identity.String())) }
 	eventually(t, 5*time.Second, "the GC names the forgotten message", func() bool { return count() == 1 })
 	time.Sleep(600 * time.Millisecond) // at least one more GC tick
 	if n := count(); n != 1 {
@@ -291,21 +274,46 @@ func TestForgottenReleaseIsLoggedOnce(t *testing.T) {
 	_ = h.Release()
 }
 
-type writerFunc func([]byte) (int, error)
+// lineLog keeps the text lines a debug-level logger writes, for tests that
+// read them while the node runs.
+type lineLog struct {
+	mu    sync.Mutex
+	lines []string
+}
 
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+func newLineLog() (*lineLog, *slog.Logger) {
+	l := &lineLog{}
+	return l, slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+func (l *lineLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, string(p))
+	return len(p), nil
+}
+
+// matching returns the lines that contain every one of subs.
+func (l *lineLog) matching(subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var m []string
+next:
+	for _, line := range l.lines {
+		for _, s := range subs {
+			if !strings.Contains(line, s) {
+				continue next
+			}
+		}
+		m = append(m, line)
+	}
+	return m
+}
 
 // TestPeerCloseIsDebug: a peer closing its connection in order is
 // ordinary: logged at Debug, naming the peer and the cause once.
 func TestPeerCloseIsDebug(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-		mu.Lock()
-		defer mu.Unlock()
-		lines = append(lines, string(p))
-		return len(p), nil
-	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	lines, log := newLineLog()
 	cfg := testConfig(false, nil)
 	cfg.Logger = log
 	rx := startNode(t, cfg)
@@ -320,17 +328,7 @@ func TestPeerCloseIsDebug(t *testing.T) {
 	if err := tx.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	closed := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var c []string
-		for _, l := range lines {
-			if strings.Contains(l, "connection closed") {
-				c = append(c, l)
-			}
-		}
-		return c
-	}
+	closed := func() []string { return lines.matching("connection closed") }
 	eventually(t, 5*time.Second, "the close is logged", func() bool { return len(closed()) > 0 })
 	for _, l := range closed() {
 		if !strings.Contains(l, "level=DEBUG") || strings.Count(l, "closed the connection") > 1 {

@@ -1,9 +1,7 @@
 package node
 
 import (
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -19,13 +17,7 @@ func TestHandlerPanicIsRecoveredLoggedAndReleased(t *testing.T) {
 	}{{"workers", ReceiveWorkers, false}, {"workers-manual", ReceiveWorkers, true},
 		{"inline", ReceiveInline, false}, {"inline-manual", ReceiveInline, true}} {
 		t.Run(c.name, func(t *testing.T) {
-			var mu sync.Mutex
-			var logged strings.Builder
-			log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				return logged.Write(p)
-			}), nil))
+			logged, log := newLineLog()
 			got := make(chan string, 1)
 			cfg := testConfig(false, HandlerFunc(func(m *Message) {
 				if string(m.Data) == "boom" {
@@ -60,9 +52,7 @@ func TestHandlerPanicIsRecoveredLoggedAndReleased(t *testing.T) {
 			if st.HandlerPanics != 1 || st.SlotsInUse != 0 {
 				t.Fatalf("HandlerPanics %d, SlotsInUse %d; want 1, 0", st.HandlerPanics, st.SlotsInUse)
 			}
-			mu.Lock()
-			text := logged.String()
-			mu.Unlock()
+			text := strings.Join(logged.matching(), "")
 			for _, want := range []string{"level=ERROR", "handler panicked", "panic=\"handler bug\"", "panicInHandler", boom.Identity.String()} {
 				if !strings.Contains(text, want) {
 					t.Errorf("log lacks %q:\n%s", want, text)
