@@ -183,6 +183,53 @@
 // peer. Where local processes are not trusted, use TLS (AlwaysEncrypt on
 // loopback): then only holders of a certificate from the node's CA connect.
 //
+// # Routing
+//
+// A router sits between producers and workers: producer → router →
+// worker, and the worker's reply back the same way. Router is such a
+// node's Handler:
+//
+//	rt, err := node.NewRouter(worker1, worker2) // netip.AddrPort
+//	router, err := node.Start(node.Config{Receive: node.ReceiveInline, Handler: rt})
+//
+// It forwards each received message as it is, same Identity, Header and
+// Data, without a copy, and holds it (its slot) until the forward
+// finished; only then is it released. In synchronous mode that carries
+// libchirp's two promises across the hop:
+//
+//   - Throttling propagates: the producer's send completes when the router
+//     released the message, which is when the worker released the
+//     forward. A producer goes as fast as its workers, and no node in the
+//     chain queues more than its slots.
+//   - Failures propagate: a forward that fails (the worker is dead,
+//     frozen or slow beyond Timeout) is never acknowledged. The router
+//     frees the message's slot without the ACK, so the producer's send
+//     fails with ErrTimeout within its own Timeout; it never succeeds for
+//     a message no worker released.
+//
+// The reply finds its way back because the router keeps the origin of
+// every forwarded identity: a message that arrives from the worker a
+// message went to, with that message's identity, is its reply, and goes
+// to the origin, held the same way until the producer released it. No
+// header is added, so producers and workers see exactly what the other
+// sent, and Request works end to end (the worker answers with m.Reply). A
+// route is forgotten when its reply passed, when its forward failed, or
+// the router's Timeout after the forward finished: a worker that releases
+// first and replies later must do so within that window. Work goes to the
+// least-loaded worker (fewest forwards in flight), ties in turn.
+//
+// Keep the router synchronous if its producers are: an asynchronous router
+// completes a forward when it is written, so the release reaches the
+// producer before any worker saw the message. Workers may be asynchronous
+// behind a synchronous router: the router still asks for the ACK, so the
+// producer's send completes when the worker released the message; but a
+// reply from an asynchronous worker asks for no ACK, so a reply lost on
+// its way back is noticed by nobody but the waiting Request, which times
+// out. A synchronous router has one slot per connection and one send in
+// flight per worker: it forwards at most one message per producer
+// connection at a time, and more producers (connections) keep more
+// workers busy. The chirp command's relay is this router.
+//
 // # TLS
 //
 // As libchirp, a node encrypts every connection except those to exactly

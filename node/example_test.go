@@ -202,3 +202,39 @@ func ExampleErrQueueFull() {
 	}
 	// Output: 2 chirp: send queue full
 }
+
+// A router passes work from producers to workers and the workers' replies
+// back: Request works end to end through it, with the identity kept. The
+// router holds each message until its forward finished, so a synchronous
+// producer's send completes only when a worker released the message
+// (throttling propagates), and fails when the forward failed (timeouts
+// propagate). See the package guide, Routing.
+func Example_router() {
+	ctx := context.Background()
+	worker, _ := node.Start(local(node.Config{
+		Handler: node.HandlerFunc(func(m *node.Message) {
+			_ = m.Reply(ctx, bytes.ToUpper(m.Data))
+		}),
+	}))
+	defer worker.Close(ctx)
+
+	workerAddr, _ := node.ResolveAddr(ctx, addrOf(worker))
+	rt, _ := node.NewRouter(workerAddr)
+	router, _ := node.Start(local(node.Config{Receive: node.ReceiveInline, Handler: rt}))
+	defer router.Close(ctx)
+
+	producer, _ := node.Start(local(node.Config{}))
+	defer producer.Close(ctx)
+	m, _ := node.NewMessage(addrOf(router), []byte("via the router"))
+	answer, err := producer.Request(ctx, m)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(string(answer.Data), answer.Identity == m.Identity)
+	st := rt.Stats()
+	fmt.Println(st.Forwarded, st.Replies, st.Failed, st.Routes)
+	// Output:
+	// VIA THE ROUTER true
+	// 1 1 0 0
+}
