@@ -245,6 +245,8 @@ func TestEachCommandDescribesItsOwnFlags(t *testing.T) {
 			[]string{"-workers", "-slots", "-metrics", "-concurrency"}},
 		{"bench", []string{"-quick", "-tls-chain FILE"}, []string{"CHIRP_TLS_CHAIN"}},
 		{"certs", []string{"-dir", "DH_PARAMS_PEM"}, []string{"-port"}},
+		{"relay", []string{"-to HOST:PORT", "port to listen on", "timeout of a forward", "fewest forwards in flight"},
+			[]string{"-workers", "-concurrency", "-print"}},
 		{"dissect", []string{"-max-size"}, []string{"-port"}},
 	} {
 		code, stdout, stderr := chirp(t, nil, "", c.cmd, "-h")
@@ -312,6 +314,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"bench", "-echo-style", "fast"}, nil, usage("bench", `-echo-style "fast": want inline or workers`), 2},
 		{[]string{"bench", "-tls=false", "-tls-chain", "chain.pem"}, nil, usage("bench", "-tls-chain with -tls=false"), 2},
 		{[]string{"bench-peer"}, nil, usage("bench-peer", "bench-peer needs -tcp-echo and no arguments"), 2},
+		{[]string{"relay"}, nil, usage("relay", "-to is required: the nodes to forward to"), 2},
+		{[]string{"relay", "-to", "nohost"}, nil, usage("relay", `-to "nohost": want HOST:PORT`), 2},
 
 		// Failures: one line, exit 1.
 		{[]string{"listen", "-bind", "198.18.0.1", "-port", "0"}, nil,
