@@ -23,12 +23,15 @@ const (
 
 // Scenario is one thing measured.
 type Scenario struct {
-	Name     string `json:"name"`
-	Kind     string `json:"kind"`
-	Async    bool   `json:"async"`         // both nodes asynchronous (chirp)
-	TLS      bool   `json:"tls,omitempty"` // both nodes encrypt, loopback too (chirp)
-	InFlight int    `json:"in_flight"`     // messages in flight: 1 single, more pooled
-	Size     int    `json:"size"`          // payload bytes
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Async bool   `json:"async"`         // both nodes asynchronous (chirp)
+	TLS   bool   `json:"tls,omitempty"` // both nodes encrypt, loopback too (chirp)
+	// Relay: the passes go through a relay (a node.Router of the same mode)
+	// in front of the echo peer, there and back (chirp).
+	Relay    bool `json:"relay,omitempty"`
+	InFlight int  `json:"in_flight"` // messages in flight: 1 single, more pooled
+	Size     int  `json:"size"`      // payload bytes
 }
 
 // Peer is the echo peer the scenario needs (chirp scenarios).
@@ -76,6 +79,10 @@ type Result struct {
 	// raw-TCP baseline with the same messages in flight and payload size,
 	// measured in the same run (0 when there is none).
 	VsTCP float64 `json:"vs_tcp,omitempty"`
+	// VsDirect, for a relay scenario, is Median divided by the median of
+	// the same scenario without the relay, measured in the same run (0 when
+	// that was not measured): what the hop leaves of the throughput.
+	VsDirect float64 `json:"vs_direct,omitempty"`
 	// VsPlain, for a TLS scenario, is Median divided by the median of the
 	// same scenario in plaintext (0 when that was not measured): what TLS
 	// leaves of the throughput.
@@ -156,6 +163,14 @@ type Options struct {
 	// TLSChain is the local node's credentials for the TLS scenarios
 	// (node.Config.CertChainPEM); required with TLS or OnlyTLS.
 	TLSChain string
+	// Relay adds scenarios through a relay in front of the echo peer, each
+	// compared with the same scenario direct: relay sync single 5B and
+	// relay async pooled16 5B, of the modes in Modes (plaintext only; none
+	// with OnlyTLS). RelayPeer starts the relays.
+	Relay bool
+	// RelayPeer returns a relay of spec's mode that forwards to the echo
+	// peer at target; Run closes it. Nil skips the relay scenarios.
+	RelayPeer func(ctx context.Context, spec PeerSpec, target string) (*Peer, error)
 	// EchoPeer returns the chirp echo peer for a mode and transport,
 	// started or given. It is called once per PeerSpec; Run closes what it
 	// returns. ErrNoPeer skips the scenarios of that peer. Nil skips all
@@ -185,6 +200,10 @@ var (
 		{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 64 << 10},
 	}
 	quickTLS = []Scenario{{Kind: KindChirp, TLS: true, Async: true, InFlight: 16, Size: 1 << 10}}
+	relays   = []Scenario{
+		{Kind: KindChirp, Relay: true, InFlight: 1, Size: 5},
+		{Kind: KindChirp, Relay: true, Async: true, InFlight: 16, Size: 5},
+	}
 )
 
 func (o Options) withDefaults() Options {
@@ -281,6 +300,15 @@ func (o Options) Scenarios() []Scenario {
 	default:
 		chirp = grid
 	}
+	if o.Relay && !o.OnlyTLS {
+		for _, mode := range o.Modes {
+			for _, s := range relays {
+				if s.Mode() == mode {
+					chirp = append(chirp, s)
+				}
+			}
+		}
+	}
 	var tcp []Scenario
 	for _, s := range chirp {
 		t := Scenario{Kind: KindTCP, InFlight: s.InFlight, Size: s.Size}
@@ -293,6 +321,9 @@ func (o Options) Scenarios() []Scenario {
 	list = append(list, tcp...)
 	for _, s := range chirp {
 		s.Name = fmt.Sprintf("%s %s %s", s.Peer(), inflightName(s.InFlight), SizeName(s.Size))
+		if s.Relay {
+			s.Name = "relay " + s.Name
+		}
 		list = append(list, s)
 	}
 	return list
@@ -375,7 +406,7 @@ func (rep *Report) compare() {
 		case !r.OK():
 		case r.Kind == KindTCP:
 			tcp[[2]int{r.InFlight, r.Size}] = r.Median
-		case r.Kind == KindChirp && !r.TLS:
+		case r.Kind == KindChirp && !r.TLS && !r.Relay:
 			plain[key{r.Async, r.InFlight, r.Size}] = r.Median
 		}
 	}
@@ -389,6 +420,9 @@ func (rep *Report) compare() {
 		}
 		if p := plain[key{r.Async, r.InFlight, r.Size}]; r.TLS && p > 0 {
 			r.VsPlain = r.Median / p
+		}
+		if p := plain[key{r.Async, r.InFlight, r.Size}]; r.Relay && p > 0 {
+			r.VsDirect = r.Median / p
 		}
 	}
 }
@@ -522,7 +556,33 @@ func (b *bench) measurePeer(ctx context.Context, spec PeerSpec, list []Scenario,
 		}
 	}
 	defer closeClient()
+	var relay *Peer
+	defer func() {
+		if relay != nil {
+			relay.Close()
+		}
+	}()
 	for _, s := range list {
+		addr := peer.Addr
+		if s.Relay {
+			if b.o.RelayPeer == nil {
+				b.skip(s, "no relay")
+				continue
+			}
+			if relay == nil {
+				fmt.Fprintf(b.o.Progress, "starting the %s relay\n", mode)
+				if relay, err = b.o.RelayPeer(ctx, spec, peer.Addr); err != nil {
+					relay = nil
+					b.fail(s, fmt.Errorf("starting the %s relay: %w", mode, err))
+					if err := ctx.Err(); err != nil {
+						return err
+					}
+					continue
+				}
+				b.rep.Peers["relay "+mode] = relay.Desc + " at " + relay.Addr
+			}
+			addr = relay.Addr
+		}
 		if client == nil {
 			cfg := localConfig(spec.Async, b.o.Timeout)
 			if spec.TLS {
@@ -534,7 +594,7 @@ func (b *bench) measurePeer(ctx context.Context, spec PeerSpec, list []Scenario,
 				continue
 			}
 		}
-		ld := Load{Addr: peer.Addr, InFlight: s.InFlight, Data: payload(s.Size), WaitEcho: true, StopOnError: true, Stall: stall}
+		ld := Load{Addr: addr, InFlight: s.InFlight, Data: payload(s.Size), WaitEcho: true, StopOnError: true, Stall: stall}
 		res := b.measure(ctx, s, func(ctx context.Context, d time.Duration) (Outcome, error) {
 			ld.Duration = d
 			return client.Run(ctx, ld)

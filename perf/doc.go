@@ -7,6 +7,10 @@
 // both asynchronous, and with payloads from 5 bytes to 64 KiB, in plaintext
 // and (Options.TLS) over TLS, both nodes encrypting loopback as libchirp's
 // always-encrypt does; each TLS figure is compared with its plaintext twin.
+// With Options.Relay, relay sync single 5B and relay async pooled16 5B send
+// their passes through a relay (StartRelay, a node.Router of the same mode)
+// in front of the echo peer, there and back, each compared with the same
+// scenario direct.
 // Beside them the harness measures baselines: for every pair of messages in
 // flight and payload size of the chirp scenarios, raw TCP echoes with
 // another process (a goroutine per connection on each side, plain net.Conn:
@@ -30,6 +34,8 @@
 //     command's send uses it too.
 //   - StartEcho runs the echo node, of either style (the chirp command's
 //     echo, and the in-process peer of tests and Go benchmarks).
+//   - StartRelay runs a router node in front of other nodes (the chirp
+//     command's relay, and the relay of the relay scenarios).
 //   - Peer is where the echo node runs: a child process (StartProcess, which
 //     parses "listening on PORT" from its stdout), this process
 //     (InProcessEcho, InProcessTCPEcho) or an address given by the user.

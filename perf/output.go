@@ -13,8 +13,9 @@ import (
 
 // WriteTable writes the report as a table, one line per scenario: median,
 // min and max passes/s, the spread (max/min), the ratio to the raw-TCP
-// baseline with the same messages in flight and size, and for TLS
-// scenarios the ratio to the same scenario in plaintext. Every figure comes
+// baseline with the same messages in flight and size, for TLS scenarios
+// the ratio to the same scenario in plaintext, and for relay scenarios the
+// ratio to the same scenario direct. Every figure comes
 // from this run on this machine.
 func WriteTable(w io.Writer, rep *Report) error {
 	bw := bufio.NewWriter(w)
@@ -34,7 +35,7 @@ func WriteTable(w io.Writer, rep *Report) error {
 		fmt.Fprintf(bw, "handlers: %s\n", note)
 	}
 	for _, k := range slices.Sorted(maps.Keys(rep.Peers)) {
-		fmt.Fprintf(bw, "peer %-10s %s\n", k+":", rep.Peers[k])
+		fmt.Fprintf(bw, "peer %-12s %s\n", k+":", rep.Peers[k])
 	}
 	hasTLS := false // a TLS row compared with its plaintext twin
 	for _, r := range rep.Results {
@@ -43,6 +44,13 @@ func WriteTable(w io.Writer, rep *Report) error {
 	plainCol := ""
 	if hasTLS {
 		plainCol = fmt.Sprintf(" %8s", "vs plain")
+	}
+	hasRelay := false // a relay row compared with the same scenario direct
+	for _, r := range rep.Results {
+		hasRelay = hasRelay || r.VsDirect > 0
+	}
+	if hasRelay {
+		plainCol += fmt.Sprintf(" %9s", "vs direct")
 	}
 	fmt.Fprintf(bw, "\n%-26s %11s %11s %11s %7s %8s%s\n", "scenario", "passes/s", "min", "max", "spread", "vs tcp", plainCol)
 	hasTCP := false
@@ -68,6 +76,13 @@ func WriteTable(w io.Writer, rep *Report) error {
 			if hasTLS {
 				vsPlain = fmt.Sprintf(" %8s", vsPlain)
 			}
+			if hasRelay {
+				vsDirect := ""
+				if r.VsDirect > 0 {
+					vsDirect = strconv.FormatFloat(r.VsDirect, 'f', 2, 64) + "x"
+				}
+				vsPlain += fmt.Sprintf(" %9s", vsDirect)
+			}
 			line += fmt.Sprintf("%11s %11s %11s %7s %8s%s", Thousands(r.Median), Thousands(r.Min), Thousands(r.Max), spread, ratio, vsPlain)
 		}
 		fmt.Fprintln(bw, strings.TrimRight(line, " "))
@@ -78,6 +93,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 	}
 	if hasTLS {
 		fmt.Fprintf(bw, "vs plain: a TLS scenario over the same one in plaintext (both ends encrypt loopback).\n")
+	}
+	if hasRelay {
+		fmt.Fprintf(bw, "vs direct: a pass through a relay (a router node in front of the echo peer) over the same one direct.\n")
 	}
 	if n := rep.Failed(); n > 0 {
 		fmt.Fprintf(bw, "\n%d scenario(s) FAILED.\n", n)

@@ -3,7 +3,10 @@ package perf
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/netip"
+	"strconv"
+	"time"
 
 	"github.com/gochirp/chirp/node"
 )
@@ -46,4 +49,23 @@ func StartRelay(ctx context.Context, cfg node.Config, targets []string) (*Relay,
 		return nil, err
 	}
 	return &Relay{Node: n, Router: rt}, nil
+}
+
+// InProcessRelay starts a relay (StartRelay) in this process that forwards
+// to target, and returns it as a peer at 127.0.0.1. cfg should listen on
+// 127.0.0.1.
+func InProcessRelay(cfg node.Config, target string) (*Peer, error) {
+	r, err := StartRelay(context.Background(), cfg, []string{target})
+	if err != nil {
+		return nil, err
+	}
+	return &Peer{
+		Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(r.Node.Port())),
+		Desc: fmt.Sprintf("in-process %s relay to %s", PeerSpec{Async: cfg.Asynchronous}, target),
+		stop: func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			return r.Node.Close(ctx)
+		},
+	}, nil
 }

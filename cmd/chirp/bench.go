@@ -51,6 +51,7 @@ type benchOptions struct {
 	tlsSet     bool // -tls given (else: on with -quick)
 	tlsChain   string
 	echoStyle  string
+	relay      bool
 }
 
 func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
@@ -76,6 +77,8 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 		"with -target the local node's, and the target speaks TLS: the whole grid runs over TLS, nothing in plaintext")
 	fs.StringVar(&o.echoStyle, "echo-style", string(perf.StyleInline), "how both nodes handle received messages: inline (on the event loop, zero-copy echo, as\n"+
 		"libchirp's callbacks) or workers (a handler goroutine pool; the echo child runs with -workers 16)")
+	fs.BoolVar(&o.relay, "relay", true, "also measure relay sync single 5B and relay async pooled16 5B: the passes go through a\n"+
+		"chirp relay child in front of the echo peer, each against the same scenario direct (plaintext only)")
 	return func(s stdio, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", args)}
@@ -91,7 +94,7 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 // fails when a scenario failed, so a smoke test notices.
 func runBench(ctx context.Context, s stdio, o benchOptions) error {
 	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout,
-		Style: perf.Style(o.echoStyle)}
+		Style: perf.Style(o.echoStyle), Relay: o.relay}
 	if s.errTTY { // progress on a terminal only; the table and the files are the output
 		po.Progress = s.err
 	}
@@ -181,6 +184,13 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 			}
 			return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
 		}
+	}
+	po.RelayPeer = func(ctx context.Context, spec perf.PeerSpec, target string) (*perf.Peer, error) {
+		args := []string{"relay", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout, "-to", target, "-tls-chain="}
+		if spec.Async {
+			args = append(args, "-async")
+		}
+		return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
 	}
 	po.TCPPeer = func(ctx context.Context) (*perf.Peer, error) {
 		return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, "bench-peer", "-tcp-echo", "-bind", "127.0.0.1")

@@ -100,7 +100,8 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("bench: %v\n%s", err, out)
 		}
 		for _, want := range []string{"tcp single 5B", "tcp pooled4 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "spread", "child process",
-			"tls async pooled4 5B", "vs plain", "-always-encrypt", "handlers: inline"} {
+			"tls async pooled4 5B", "vs plain", "-always-encrypt", "handlers: inline",
+			"relay sync single 5B", "relay async pooled16 5B", "vs direct", "(chirp relay -port 0"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)
 			}
@@ -109,12 +110,16 @@ func TestBinary(t *testing.T) {
 		if b, err := os.ReadFile(jsonFile); err != nil || json.Unmarshal(b, &rep) != nil {
 			t.Fatalf("JSON report: %v\n%s", err, b)
 		}
-		if len(rep.Results) != 11 || rep.Failed() != 0 || rep.Style != perf.StyleInline { // chan, 2 tcp, 4 plain, 4 TLS
+		// chan, 3 tcp (pooled16 for the async relay), 4 plain, 4 TLS, 2 relay
+		if len(rep.Results) != 14 || rep.Failed() != 0 || rep.Style != perf.StyleInline {
 			t.Errorf("JSON report: %+v", rep)
 		}
 		for _, r := range rep.Results {
 			if r.TLS && r.VsPlain <= 0 {
 				t.Errorf("%s: no ratio to plaintext", r.Name)
+			}
+			if r.Name == "relay sync single 5B" && r.VsDirect <= 0 { // its twin was measured
+				t.Errorf("%s: no ratio to direct", r.Name)
 			}
 		}
 		b, err := os.ReadFile(chart)
