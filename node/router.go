@@ -33,7 +33,9 @@ import (
 // Work goes to the least-loaded worker, the one with the fewest forwards
 // in flight (queued or awaiting their ACK), ties taken in turn, so equal
 // workers get work round robin and a stalled one gets none until its
-// forwards failed.
+// forwards failed. A worker whose forward failed is passed over for the
+// router node's Timeout while another is left: a dead worker fails its
+// forwards at once, and would otherwise look the least loaded of all.
 //
 // Use it as Config.Handler with ReceiveInline (nothing blocks: the fastest
 // router) or ReceiveWorkers, with or without ManualRelease; it does the
@@ -44,7 +46,10 @@ import (
 type Router struct {
 	workers []netip.AddrPort
 	load    []atomic.Int64 // forwards in flight, per worker
-	turn    atomic.Uint32  // where the search for the least-loaded worker starts
+	// shunned: until when (Unix nanoseconds) a worker whose forward failed
+	// is passed over
+	shunned []atomic.Int64
+	turn    atomic.Uint32 // where the search for the least-loaded worker starts
 
 	mu       sync.Mutex
 	routes   map[Identity]route
@@ -88,7 +93,8 @@ func NewRouter(workers ...netip.AddrPort) (*Router, error) {
 	if len(workers) == 0 {
 		return nil, fmt.Errorf("%w: a router needs at least one worker", ErrValue)
 	}
-	r := &Router{load: make([]atomic.Int64, len(workers)), routes: make(map[Identity]route)}
+	r := &Router{load: make([]atomic.Int64, len(workers)), shunned: make([]atomic.Int64, len(workers)),
+		routes: make(map[Identity]route)}
 	for _, w := range workers {
 		if !w.IsValid() || w.Port() == 0 {
 			return nil, fmt.Errorf("%w: worker address %v", ErrValue, w)
@@ -134,7 +140,7 @@ func (r *Router) ServeChirp(m *Message) {
 		r.send(m, r.replyDone, -1)
 		return
 	}
-	w := r.pick()
+	w := r.pick(now)
 	r.mu.Lock()
 	r.routes[m.Identity] = route{origin: from, worker: r.workers[w]}
 	r.expire(now)
@@ -144,15 +150,18 @@ func (r *Router) ServeChirp(m *Message) {
 	r.send(m, r.forwardDone, w)
 }
 
-// pick returns the index of the least-loaded worker, starting the search
-// one further each time so that ties go round robin.
-func (r *Router) pick() int {
+// pick returns the index of the least-loaded worker that is not shunned
+// (of all, if all are), starting the search one further each time so that
+// ties go round robin.
+func (r *Router) pick(now time.Time) int {
 	start := int(r.turn.Add(1)) % len(r.workers)
-	best, bestLoad := start, r.load[start].Load()
-	for i := 1; i < len(r.workers) && bestLoad > 0; i++ {
+	best, bestLoad, bestOK := -1, int64(0), false
+	for i := range r.workers {
 		j := (start + i) % len(r.workers)
-		if l := r.load[j].Load(); l < bestLoad {
-			best, bestLoad = j, l
+		ok := r.shunned[j].Load() <= now.UnixNano()
+		l := r.load[j].Load()
+		if best < 0 || ok && !bestOK || ok == bestOK && l < bestLoad {
+			best, bestLoad, bestOK = j, l, ok
 		}
 	}
 	return best
@@ -193,10 +202,14 @@ func (r *Router) send(m *Message, done func(*Message, error), w int) {
 
 // forwarded1 is the completion of a forward to a worker (loop).
 func (r *Router) forwarded1(m *Message, err error) {
-	if w := r.worker(m.Addr); w >= 0 {
+	w := r.worker(m.Addr)
+	if w >= 0 {
 		r.load[w].Add(-1)
 	}
 	if err != nil {
+		if w >= 0 {
+			r.shunned[w].Store(time.Now().Add(m.node.s.timeout).UnixNano())
+		}
 		r.mu.Lock()
 		if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until.IsZero() {
 			delete(r.routes, m.Identity)
@@ -207,6 +220,9 @@ func (r *Router) forwarded1(m *Message, err error) {
 	}
 	r.forwarded.Add(1)
 	now := time.Now()
+	if w >= 0 && r.shunned[w].Load() != 0 {
+		r.shunned[w].Store(0) // it answers again
+	}
 	until := now.Add(m.node.s.timeout)
 	r.mu.Lock()
 	if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until.IsZero() {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,11 +32,13 @@ const (
 	routingEnv  = "CHIRP_CHILD_ROUTING"
 	statsHeader = "routing-test-stats"
 	replyHeader = "reply" // a worker replies to such messages (m.Reply)
+	warmHeader  = "warm"  // a worker counts such messages apart (Warm)
 )
 
 // routeStats is what a child reports.
 type routeStats struct {
 	Processed int64       `json:"processed"` // worker: messages handled
+	Warm      int64       `json:"warm"`      // worker: warm-up messages handled
 	Seqs      []int       `json:"seqs"`      // worker: their sequence numbers (Data)
 	Max       int64       `json:"max"`       // worker: most messages in its handler at once
 	Heap      uint64      `json:"heap"`      // in-use heap after a GC
@@ -45,11 +48,15 @@ type routeStats struct {
 
 // TestChildRoutingNode is not a test: it is a worker or the router of the
 // routing tests, run in a child process. CHIRP_CHILD_ROUTING says which:
-// "worker sync|async DELAY" or "router PORT,PORT...".
+// "worker sync|async DELAY TIMEOUT" or "router PORT,PORT... TIMEOUT".
 func TestChildRoutingNode(t *testing.T) {
 	spec := strings.Fields(os.Getenv(routingEnv))
 	if len(spec) == 0 {
 		return // only in the child
+	}
+	timeout, err := time.ParseDuration(spec[len(spec)-1])
+	if err != nil {
+		childproc.Fail(err)
 	}
 	var cfg Config
 	switch spec[0] {
@@ -80,6 +87,14 @@ func TestChildRoutingNode(t *testing.T) {
 	default:
 		childproc.Fail(fmt.Errorf("unknown role %q", spec[0]))
 	}
+	cfg.Timeout = timeout
+	if f := os.Getenv("CHIRP_CHILD_ROUTING_LOG"); f != "" { // debugging aid
+		out, err := os.OpenFile(fmt.Sprintf("%s.%d", f, os.Getpid()), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			childproc.Fail(err)
+		}
+		cfg.Logger = slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
 	n, err := Start(cfg)
 	if err != nil {
 		childproc.Fail(err)
@@ -102,17 +117,22 @@ func newTestWorker(delay time.Duration) Handler {
 		mu         sync.Mutex
 		seqs       []int
 		processed  atomic.Int64
+		warm       atomic.Int64
 		in, maxIn  atomic.Int64
 		reportHeap = func() uint64 { return heap.InUse() }
 	)
 	return HandlerFunc(func(m *Message) {
 		if string(m.Header) == statsHeader {
 			mu.Lock()
-			st := routeStats{Processed: processed.Load(), Seqs: slices.Clone(seqs), Max: maxIn.Load()}
+			st := routeStats{Processed: processed.Load(), Warm: warm.Load(), Seqs: slices.Clone(seqs), Max: maxIn.Load()}
 			mu.Unlock()
 			st.Heap, st.Node = reportHeap(), m.Node().Stats()
 			data, _ := json.Marshal(st)
 			_ = m.Reply(context.Background(), data)
+			return
+		}
+		if string(m.Header) == warmHeader {
+			warm.Add(1)
 			return
 		}
 		k := in.Add(1)
@@ -145,18 +165,56 @@ func startRoutingChild(t *testing.T, spec string) (*exec.Cmd, string) {
 }
 
 // chain starts workers (each "sync DELAY" or "async DELAY") and a router
-// over them; it returns the worker processes and addresses and the
-// router's address.
+// over them, all with testConfig's Timeout; it returns the worker
+// processes and addresses and the router's address.
 func chain(t *testing.T, workers ...string) ([]*exec.Cmd, []string, string) {
+	return chainTimeout(t, time.Second, workers...)
+}
+
+// chainTimeout is chain with the children's Timeout.
+func chainTimeout(t *testing.T, timeout time.Duration, workers ...string) ([]*exec.Cmd, []string, string) {
 	var cmds []*exec.Cmd
 	var addrs, ports []string
 	for _, w := range workers {
-		cmd, a := startRoutingChild(t, "worker "+w)
+		cmd, a := startRoutingChild(t, "worker "+w+" "+timeout.String())
 		cmds, addrs = append(cmds, cmd), append(addrs, a)
 		ports = append(ports, a[strings.LastIndex(a, ":")+1:])
 	}
-	_, router := startRoutingChild(t, "router "+strings.Join(ports, ","))
+	_, router := startRoutingChild(t, "router "+strings.Join(ports, ",")+" "+timeout.String())
+	warmUp(t, router, addrs)
 	return cmds, addrs, router
+}
+
+// warmUp sends warm-up messages through the router until every worker
+// handled one, so that the tests start with the router's connections up
+// (at most 30 s).
+func warmUp(t *testing.T, router string, workers []string) {
+	t.Helper()
+	cfg := testConfig(false, nil)
+	cfg.Timeout = 3 * time.Second
+	n := startNode(t, cfg)
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = n.Close(ctx)
+	}()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
+		for range workers {
+			m, _ := NewMessage(router, nil)
+			m.Header = []byte(warmHeader)
+			if err := n.Send(ctxT(t), m); err != nil {
+				t.Logf("warm-up: %v", err)
+			}
+		}
+		ready := true
+		for _, w := range workers {
+			ready = ready && statsOf(t, n, w).Warm > 0
+		}
+		if ready {
+			return
+		}
+	}
+	t.Fatal("warm-up: not every worker got a message through the router within 30s")
 }
 
 // statsOf asks the child at addr for its stats.
@@ -279,8 +337,8 @@ func TestRoutingThrottles(t *testing.T) {
 		}
 		seen[s] = true
 	}
-	if r1.Router.Failed != 0 || r1.Router.Forwarded != uint64(len(rs)) {
-		t.Errorf("router: %+v, producer sent %d", r1.Router, len(rs))
+	if r1.Router.Failed != 0 || r1.Router.Forwarded != uint64(len(rs))+uint64(w1.Warm) {
+		t.Errorf("router: %+v, producer sent %d (and %d warm-up messages)", r1.Router, len(rs), w1.Warm)
 	}
 	// Flat memory: the router and the worker hold one message at a time.
 	const slack = 2 << 20
@@ -373,7 +431,9 @@ func TestRoutingFansOut(t *testing.T) {
 	const producers = 8
 	ps := make([]*Node, producers)
 	for i := range ps {
-		ps[i] = startNode(t, testConfig(false, nil))
+		cfg := testConfig(false, nil)
+		cfg.Timeout = 10 * time.Second // a throughput test: generous on a loaded machine
+		ps[i] = startNode(t, cfg)
 	}
 	rates := map[int]float64{}
 	for _, k := range []int{1, 2, 4} {
@@ -381,18 +441,18 @@ func TestRoutingFansOut(t *testing.T) {
 		for i := range specs {
 			specs[i] = "sync 1ms"
 		}
-		_, workers, router := chain(t, specs...)
+		_, workers, router := chainTimeout(t, 5*time.Second, specs...)
 		stop := make(chan struct{})
 		results := make(chan []sendResult, producers)
 		for i, p := range ps {
 			go func() { results <- flood(p, router, i*1_000_000, "", stop) }()
 		}
-		time.Sleep(300 * time.Millisecond)
-		start := time.Now()
+		time.Sleep(200 * time.Millisecond)
 		var before []int64
 		for _, w := range workers {
 			before = append(before, statsOf(t, ps[0], w).Processed)
 		}
+		start := time.Now()
 		time.Sleep(time.Second)
 		var total int64
 		var per []string
@@ -414,7 +474,9 @@ func TestRoutingFansOut(t *testing.T) {
 			}
 		}
 		rates[k] = float64(total) / elapsed.Seconds()
-		t.Logf("%d workers: %6.0f messages/s (per worker: %s)", k, rates[k], strings.Join(per, " "))
+		r := statsOf(t, ps[0], router)
+		t.Logf("%d workers: %6.0f messages/s (per worker: %s); router %+v, %d timeouts, %d cannot connect",
+			k, rates[k], strings.Join(per, " "), r.Router, r.Node.Timeouts, r.Node.CannotConnect)
 	}
 	for _, k := range []int{2, 4} {
 		if rates[k] < 0.7*rates[1] {
@@ -473,7 +535,7 @@ func TestRoutingAsyncWorkerBehindSyncRouter(t *testing.T) {
 	if w.Node.AcksOut < uint64(len(rs)) || w.Node.AcksIn != 0 {
 		t.Errorf("worker sent %d ACKs and got %d", w.Node.AcksOut, w.Node.AcksIn)
 	}
-	if r.Router.Replies != uint64(len(rs)) || r.Router.Forwarded != uint64(len(rs)) || r.Router.Failed != 0 {
+	if r.Router.Replies != uint64(len(rs)) || r.Router.Forwarded != uint64(len(rs))+uint64(w.Warm) || r.Router.Failed != 0 {
 		t.Errorf("router: %+v after %d requests", r.Router, len(rs))
 	}
 }
