@@ -216,7 +216,10 @@
 // route is forgotten when its reply passed, when its forward failed, or
 // the router's Timeout after the forward finished: a worker that releases
 // first and replies later must do so within that window. Work goes to the
-// least-loaded worker (fewest forwards in flight), ties in turn.
+// least-loaded worker (fewest forwards in flight), ties in turn; a worker
+// whose forward failed is passed over for the router's Timeout while
+// another is left, since a dead worker fails at once and would otherwise
+// look the least loaded.
 //
 // Keep the router synchronous if its producers are: an asynchronous router
 // completes a forward when it is written, so the release reaches the

@@ -23,7 +23,8 @@ func init() {
 
 const relayNotes = `
 Each message goes to the -to node with the fewest forwards in flight (ties
-in turn), as it is: same identity, header and data. It is held until its
+in turn; one whose forward failed is passed over for -timeout), as it is:
+same identity, header and data. It is held until its
 forward finished and only then released, so a synchronous sender completes
 when the worker released the message (throttling passes through), and never
 for a forward that failed: that sender gets no ACK and times out. A message
