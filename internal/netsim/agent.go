@@ -58,6 +58,12 @@ type NodeSpec struct {
 	// Echo makes the node perf's echo: every message goes back to its
 	// sender.
 	Echo bool
+	// RouteTo makes the node a relay (perf.StartRelay, a node.Router) to
+	// these addresses, "ip:port".
+	RouteTo []string
+	// Work is how long the node takes for each received message before
+	// it releases it (a slow worker).
+	Work time.Duration
 }
 
 func (s NodeSpec) config(bind netip.Addr) node.Config {
@@ -279,6 +285,14 @@ func (a *agent) start(spec NodeSpec) reply {
 		a.n, a.echo = e.Node, e
 		return reply{Port: e.Node.Port()}
 	}
+	if len(spec.RouteTo) > 0 {
+		r, err := perf.StartRelay(context.Background(), cfg, spec.RouteTo)
+		if err != nil {
+			return errReply(err)
+		}
+		a.n = r.Node
+		return reply{Port: r.Node.Port()}
+	}
 	a.hold = spec.Hold
 	a.from = map[string]int{}
 	cfg.ManualRelease = true
@@ -290,6 +304,9 @@ func (a *agent) start(spec NodeSpec) reply {
 		if a.hold {
 			a.held = append(a.held, m)
 			return
+		}
+		if spec.Work > 0 {
+			time.Sleep(spec.Work) // a.mu held: one message at a time, as a single worker
 		}
 		_ = m.Release()
 	})
