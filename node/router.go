@@ -27,8 +27,10 @@ import (
 // reply, and goes to that origin, again held until that send finished. A
 // route is kept until its reply passed, or for the router node's Timeout
 // after the forward finished (a worker may reply after it released the
-// message), or dropped at once when the forward failed. A message from a
-// worker that answers no route is dropped without its ACK (Unroutable).
+// message), or dropped at once when the forward failed. So one-way
+// traffic (no replies) keeps about rate × Timeout routes, some 100 bytes
+// each. A message from a worker that answers no route is dropped without
+// its ACK (Unroutable).
 //
 // Work goes to the least-loaded worker, the one with the fewest forwards
 // in flight (queued or awaiting their ACK), ties taken in turn, so equal
