@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"strconv"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -31,13 +29,7 @@ func TestChildEchoNode(t *testing.T) {
 	if err != nil {
 		childproc.Fail(err)
 	}
-	childproc.Announce(n.Port())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	select {
-	case <-sig:
-	case <-time.After(60 * time.Second):
-	}
+	childproc.Serve(n.Port(), 60*time.Second, nil)
 	_ = n.Close(context.Background())
 	os.Exit(0)
 }

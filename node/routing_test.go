@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"os/signal"
 	"slices"
 	"strconv"
 	"strings"
@@ -99,13 +98,7 @@ func TestChildRoutingNode(t *testing.T) {
 	if err != nil {
 		childproc.Fail(err)
 	}
-	childproc.Announce(n.Port())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	select {
-	case <-sig:
-	case <-time.After(120 * time.Second):
-	}
+	childproc.Serve(n.Port(), 120*time.Second, nil)
 	_ = n.Close(context.Background())
 	os.Exit(0)
 }

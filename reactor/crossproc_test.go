@@ -3,10 +3,8 @@ package reactor
 import (
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -38,13 +36,7 @@ func TestChildEchoServer(t *testing.T) {
 		port = ln.Addr().(*net.TCPAddr).Port
 		go serveNetEcho(ln, new(sync.WaitGroup))
 	}
-	childproc.Announce(port)
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	select {
-	case <-sig:
-	case <-time.After(5 * time.Minute):
-	}
+	childproc.Serve(port, 5*time.Minute, nil)
 	os.Exit(0)
 }
 

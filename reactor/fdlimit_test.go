@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,14 +45,8 @@ func TestChildLowFDEcho(t *testing.T) {
 	if err != nil {
 		childproc.Fail(err)
 	}
-	childproc.Announce(r.Port())
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	select {
-	case <-sig:
-	case <-r.Done():
+	if childproc.Serve(r.Port(), 2*time.Minute, r.Done()) {
 		fmt.Fprintln(f, "LOOP ENDED", r.Err())
-	case <-time.After(2 * time.Minute):
 	}
 	os.Exit(0)
 }

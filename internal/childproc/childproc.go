@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,6 +19,23 @@ import (
 
 // Announce is called by the child once it listens.
 func Announce(port int) { fmt.Println("PORT", port) }
+
+// Serve is called by the child once it listens: it announces port and
+// waits until the parent stops it (SIGTERM), done is closed (nil: never) or
+// max passed. It reports whether done was closed.
+func Serve(port int, max time.Duration, done <-chan struct{}) bool {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	Announce(port)
+	select {
+	case <-sig:
+	case <-done:
+		return true
+	case <-time.After(max):
+	}
+	return false
+}
 
 // Fail is called by the child when it cannot start.
 func Fail(err error) {
