@@ -179,8 +179,8 @@ func chainTimeout(t *testing.T, timeout time.Duration, workers ...string) ([]*ex
 }
 
 // warmUp sends warm-up messages through the router until every worker
-// handled one, so that the tests start with the router's connections up
-// (at most 30 s).
+// handled one, so that the measurements start with the router's
+// connections up (at most 30 s). Every warm-up send must succeed.
 func warmUp(t *testing.T, router string, workers []string) {
 	t.Helper()
 	cfg := testConfig(false, nil)
@@ -196,7 +196,9 @@ func warmUp(t *testing.T, router string, workers []string) {
 			m, _ := NewMessage(router, nil)
 			m.Header = []byte(warmHeader)
 			if err := n.Send(ctxT(t), m); err != nil {
-				t.Logf("warm-up: %v", err)
+				// A first connection that hangs until its connect timeout
+				// was the reactor's dial race (issue 14 §3): not absorbed.
+				t.Errorf("warm-up: %v", err)
 			}
 		}
 		ready := true
