@@ -579,7 +579,12 @@ func TestAckFloodReaderThatCatchesUpGetsEveryAck(t *testing.T) {
 
 			ack := make([]byte, codec.FrameHeaderSize)
 			for i := 0; i < frames; i++ {
-				_ = c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				// Generous: after a long zero window the node's kernel
+				// probes with exponential back-off (seconds apart), and
+				// a read that waits for the next probe is not a stall of
+				// the node's. A real stall ends at the write deadline
+				// (Timeout, 20 s) with the connection closed.
+				_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
 				if _, err := io.ReadFull(c, ack); err != nil {
 					t.Fatalf("ACK %d of %d: %v; stats %+v", i, frames, err, n.Stats())
 				}
