@@ -568,7 +568,7 @@ func dialError(err error) error {
 
 // connLost handles rem's connection c going away with err (c nil or not
 // ready: a connect attempt failed). An established connection follows
-// libchirp's failure rule (PROTOCOL.md §2.7): the message waiting for its
+// libchirp's failure rule (docs/protocol.md §2.7): the message waiting for its
 // ACK and those being written fail; if there were none, the head of the
 // queue fails. The rest stay queued and go out on a new connection after a
 // short random debounce. A failed connect fails the whole queue: the
