@@ -1,34 +1,13 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 )
-
-// lockedBuffer is an io.Writer for a test logger.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestNodeShutsDownWhenItsLoopDies kills the event loop under a node with
 // sends pending (one waiting for its ACK, others queued): every pending
@@ -44,10 +23,10 @@ func TestNodeShutsDownWhenItsLoopDies(t *testing.T) {
 	})))
 	defer close(hold) // runs before rx's cleanup Close
 
-	var logs lockedBuffer
+	logs, log := newLineLog()
 	cfg := testConfig(false, nil)
 	cfg.Timeout = 30 * time.Second // nothing may time out on its own
-	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	cfg.Logger = log
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +78,7 @@ func TestNodeShutsDownWhenItsLoopDies(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("send after the loop died took %v", d)
 	}
-	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, cause.Error()) {
+	if l := strings.Join(logs.matching(), ""); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, cause.Error()) {
 		t.Errorf("no Error log naming the cause; log:\n%s", l)
 	}
 	closed := make(chan error, 1)
