@@ -50,7 +50,28 @@ type conn struct {
 	writing      []*Message               // asynchronous messages not fully in the kernel yet
 	writeTimer   *reactor.Timer
 	connectTimer *reactor.Timer
+
+	// Pipelining (see splitBurst): messages received in the read being
+	// processed, the most one read has brought, and how many were
+	// received since the node last wrote.
+	burst, burstMax, sinceFlush int
 }
+
+// splitBurst is the smallest burstMax at which the replies to a burst are
+// written in parts, each after a quarter of burstMax received messages,
+// rather than all at the end of the read.
+//
+// Two nodes that pass a burst of messages back and forth (a pipelined
+// request/reply exchange, an echo) otherwise take turns: each processes
+// the whole burst while the other waits, and the two CPUs are never busy
+// together. Written in quarters, the first replies reach the peer while
+// the rest are processed, and four parts stay in flight. Measured with
+// chirp bench, async pooled16 (16 in flight): 5 B and 1 KiB, TLS
+// included, gain a third or more. Parts of fewer than 4 messages cost
+// more system calls and wake-ups than they win: every 4 messages at 64
+// in flight halved the rate, every 16 left it unchanged. A connection that
+// never carried 16 messages in one read is never split.
+const splitBurst = 16
 
 // remotes lists the remotes c serves (its own and, after a port mismatch,
 // the one it was dialed for).
@@ -202,6 +223,8 @@ func (n *Node) read(c *conn, data []byte) int {
 	if n.cork() {
 		defer n.uncork()
 	}
+	c.burst, c.sinceFlush = 0, 0
+	defer c.endBurst()
 	first := !c.heard
 	c.heard = true
 	if c.tls == nil {
@@ -370,7 +393,17 @@ func (n *Node) frame(c *conn) {
 		n.stats.bytesIn.Add(uint64(len(f.Header) + len(f.Data)))
 		n.stats.slotsInUse.Add(1)
 		n.deliver(m)
+		c.burst++
+		if c.sinceFlush++; c.burstMax >= splitBurst && c.sinceFlush >= c.burstMax/4 && n.processing {
+			c.sinceFlush = 0
+			n.flushDirty()
+		}
 	}
+}
+
+// endBurst notes the size of the read's burst (see splitBurst).
+func (c *conn) endBurst() {
+	c.burstMax = max(c.burstMax, c.burst)
 }
 
 // release frees m's slot and queues the ACK if one was requested (loop).

@@ -63,6 +63,7 @@ type Node struct {
 	batch   []*Message
 	// process runs one remote at a time; requests made meanwhile wait here
 	processing bool
+	flushing   bool // flushDirty runs
 	dirty      []*remote
 }
 

@@ -203,6 +203,18 @@ func (n *Node) cork() bool {
 
 // uncork processes the remotes noted meanwhile and ends the cork.
 func (n *Node) uncork() {
+	n.flushDirty()
+	n.processing = false
+}
+
+// flushDirty processes the remotes noted so far; the cork stays. A call
+// made while one runs (from a send that finished, say) returns at once:
+// the running one takes what was noted meanwhile.
+func (n *Node) flushDirty() {
+	if n.flushing {
+		return
+	}
+	n.flushing = true
 	for i := 0; i < len(n.dirty); i++ { // processRemote may append
 		r := n.dirty[i]
 		n.dirty[i] = nil
@@ -210,7 +222,7 @@ func (n *Node) uncork() {
 		n.processRemote(r)
 	}
 	n.dirty = n.dirty[:0]
-	n.processing = false
+	n.flushing = false
 }
 
 func (n *Node) processRemote(rem *remote) {

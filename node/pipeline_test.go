@@ -1,0 +1,133 @@
+package node
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/gochirp/chirp/codec"
+)
+
+// gatedEcho is an inline echo whose handler, for the message whose data is
+// "gate", waits (on the loop) until the test opens the gate or 5 s passed.
+type gatedEcho struct {
+	n    *Node
+	open chan struct{}
+}
+
+func (g *gatedEcho) ServeChirp(m *Message) {
+	if bytes.Equal(m.Data, []byte("gate")) {
+		select {
+		case <-g.open:
+		case <-time.After(rawIOTimeout):
+		}
+	}
+	_ = m.Node().SendOnLoop(m, nil)
+}
+
+// burst writes k frames in one write; the one at gate (if 0 <= gate < k)
+// carries "gate".
+func burst(p *rawPeer, k, gate int) {
+	p.t.Helper()
+	var b []byte
+	for i := 0; i < k; i++ {
+		data := []byte("echo")
+		if i == gate {
+			data = []byte("gate")
+		}
+		var id codec.Identity
+		id[0], id[1] = byte(i), 0xb5
+		b = append(b, p.frame(0, id, nil, data)...)
+	}
+	p.write(b)
+}
+
+// replies reads k frames into a channel, so the test can watch them
+// arrive while the node's loop is held by the gate.
+func replies(p *rawPeer, k int) <-chan rawFrame {
+	ch := make(chan rawFrame, k)
+	go func() {
+		defer close(ch)
+		var hdr [codec.FrameHeaderSize]byte
+		for i := 0; i < k; i++ {
+			_ = p.conn.SetReadDeadline(time.Now().Add(2 * rawIOTimeout))
+			if _, err := io.ReadFull(p.conn, hdr[:]); err != nil {
+				return
+			}
+			h, err := codec.ParseFrameHeader(hdr[:])
+			if err != nil {
+				return
+			}
+			body := make([]byte, int(h.HeaderLen)+int(h.DataLen))
+			if _, err := io.ReadFull(p.conn, body); err != nil {
+				return
+			}
+			ch <- rawFrame{FrameHeader: h, Data: body[h.HeaderLen:]}
+		}
+	}()
+	return ch
+}
+
+// TestBurstRepliesLeaveInQuarters pins the pipelining rule (splitBurst):
+// on a connection that carried 16 messages in one read, the replies to a
+// burst are written after each quarter of it, while the rest is still
+// being handled; on one that never did, only at the end of the read.
+func TestBurstRepliesLeaveInQuarters(t *testing.T) {
+	g := &gatedEcho{open: make(chan struct{})}
+	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveInline, Handler: g})
+	g.n = n
+	p := dialRawPeer(t, n)
+	p.expectHandshake(n)
+
+	// Bursts of 8 do not split: while the 8th is held, nothing came back.
+	got := replies(p, 8)
+	burst(p, 8, 7)
+	select {
+	case f := <-got:
+		t.Fatalf("reply %v came back while the burst of 8 was still being handled", f.Identity)
+	case <-time.After(300 * time.Millisecond):
+	}
+	g.open <- struct{}{}
+	for i := 0; i < 8; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 8: only %d replies", i)
+		}
+	}
+
+	// A burst of 16 in one write: the connection now splits.
+	got = replies(p, 16)
+	burst(p, 16, -1)
+	for i := 0; i < 16; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 16: only %d replies", i)
+		}
+	}
+
+	// The next burst of 16, held at its 6th message: the replies to the
+	// first quarter are on their way meanwhile, and no more.
+	got = replies(p, 16)
+	burst(p, 16, 5)
+	for i := 0; i < 4; i++ {
+		select {
+		case _, ok := <-got:
+			if !ok {
+				t.Fatalf("reply stream ended after %d replies", i)
+			}
+		case <-time.After(rawIOTimeout / 2):
+			g.open <- struct{}{}
+			t.Fatalf("%d replies, not 4, left while the 6th message of a burst of 16 was being handled", i)
+		}
+	}
+	select {
+	case <-got:
+		t.Fatal("5 replies left while the 6th message was being handled: parts smaller than a quarter")
+	case <-time.After(300 * time.Millisecond):
+	}
+	g.open <- struct{}{}
+	for i := 4; i < 16; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 16: only %d replies", i)
+		}
+	}
+}
