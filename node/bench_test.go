@@ -25,17 +25,24 @@ type passRig struct {
 
 func newPassRig(t testing.TB, async bool, mode ReceiveMode, inflight int) *passRig {
 	t.Helper()
+	return newPassRigWith(t, mode, inflight, testConfig(async, nil), addr)
+}
+
+// newPassRigWith is newPassRig with base as both nodes' configuration
+// (Handler and Receive are set here) and at naming the echo node's address.
+func newPassRigWith(t testing.TB, mode ReceiveMode, inflight int, base Config, at func(*Node) string) *passRig {
+	t.Helper()
 	en := new(*Node)
-	ecfg := testConfig(async, autoEcho(mode, en))
-	ecfg.Receive = mode
+	ecfg := base
+	ecfg.Handler, ecfg.Receive = autoEcho(mode, en), mode
 	*en = startNode(t, ecfg)
 	r := &passRig{events: make(chan error, 1024), sent: make(chan *Message, inflight)}
-	tcfg := testConfig(async, HandlerFunc(func(*Message) { r.events <- nil }))
-	tcfg.Receive = mode
+	tcfg := base
+	tcfg.Handler, tcfg.Receive = HandlerFunc(func(*Message) { r.events <- nil }), mode
 	r.tx = startNode(t, tcfg)
 	r.msgs = make([]*Message, inflight)
 	for i := range r.msgs {
-		r.msgs[i], _ = NewMessage(addr(*en), []byte("hello"))
+		r.msgs[i], _ = NewMessage(at(*en), []byte("hello"))
 	}
 	r.done = func(m *Message, err error) {
 		if err != nil {

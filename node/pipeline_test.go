@@ -131,3 +131,27 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 		}
 	}
 }
+
+// TestPipelinedBurstsBeyondTheSlots runs 64 echoes in flight through 16
+// slots, plaintext and TLS: bursts are split (splitBurst), reading pauses
+// and resumes when slots free up, and a send that finishes during a split's
+// flush resumes a connection whose decode flushes again. That nested flush
+// once crashed the echo node.
+func TestPipelinedBurstsBeyondTheSlots(t *testing.T) {
+	chain := chainFiles(t, "pipeline CA", 1)[0]
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		at   func(*Node) string
+	}{
+		{"plaintext", testConfig(true, nil), addr},
+		{"tls", tlsConfig(true, nil, chain), func(n *Node) string { return at("127.0.0.2", n) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newPassRigWith(t, ReceiveInline, 64, tc.cfg, tc.at)
+			if err := r.run(20000); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
