@@ -102,6 +102,7 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.listeners = lns
 		el.engine = eng
 		el.poller = p
+		p.BusyPoll = eng.opts.BusyPoll // chirp patch
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
@@ -144,6 +145,7 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.listeners = eng.listeners
 		el.engine = eng
 		el.poller = p
+		p.BusyPoll = eng.opts.BusyPoll // chirp patch
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler

@@ -100,6 +100,11 @@ type Options struct {
 	// Ticker indicates whether the ticker has been set up.
 	Ticker bool
 
+	// BusyPoll is how long an event loop goes on polling without blocking
+	// after a poll found no events, before it blocks (chirp patch; 0, the
+	// default, blocks at once).
+	BusyPoll time.Duration
+
 	// TCPKeepAlive enables the TCP keep-alive mechanism (SO_KEEPALIVE) and set its value
 	// on TCP_KEEPIDLE.
 	// When TCPKeepInterval is not set, 1/5 of TCPKeepAlive will be set on TCP_KEEPINTVL,
@@ -262,6 +267,14 @@ func WithSocketRecvBuffer(recvBuf int) Option {
 func WithSocketSendBuffer(sendBuf int) Option {
 	return func(opts *Options) {
 		opts.SocketSendBuffer = sendBuf
+	}
+}
+
+// WithBusyPoll sets how long an event loop polls without blocking before it
+// blocks (chirp patch).
+func WithBusyPoll(d time.Duration) Option {
+	return func(opts *Options) {
+		opts.BusyPoll = d
 	}
 }
 

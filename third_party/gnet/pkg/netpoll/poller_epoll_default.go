@@ -21,6 +21,7 @@ import (
 	"errors"
 	"os"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -39,6 +40,10 @@ type Poller struct {
 	asyncTaskQueue              queue.AsyncTaskQueue // queue with low priority
 	urgentAsyncTaskQueue        queue.AsyncTaskQueue // queue with high priority
 	highPriorityEventsThreshold int32                // threshold of high-priority events
+
+	// BusyPoll (chirp patch): after a poll found no events, Polling goes on
+	// polling without blocking for this long before it blocks.
+	BusyPoll time.Duration
 }
 
 // OpenPoller instantiates a poller.
@@ -116,8 +121,18 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 	var doChores bool
 
 	msec := -1
+	var idleSince time.Time // chirp patch: when the current busy poll began
 	for {
 		n, err := unix.EpollWait(p.fd, el.events, msec)
+		if n == 0 && msec == 0 && p.BusyPoll > 0 { // chirp patch: busy poll
+			if idleSince.IsZero() {
+				idleSince = time.Now()
+			}
+			if time.Since(idleSince) < p.BusyPoll {
+				continue
+			}
+		}
+		idleSince = time.Time{}
 		if n == 0 || (n < 0 && err == unix.EINTR) {
 			// chirp patch: no runtime.Gosched() before blocking. With
 			// nothing else runnable it only put this goroutine on the
