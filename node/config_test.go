@@ -33,6 +33,8 @@ func TestConfigRejectsEveryInvalidValueByName(t *testing.T) {
 		{"Handler", func(c *Config) { c.Receive = ReceiveInline }},
 		{"Receive", func(c *Config) { c.Receive = 7 }},
 		{"MaxPending", func(c *Config) { c.MaxPending = -1 }},
+		{"BusyPoll", func(c *Config) { c.BusyPoll = -1 }},
+		{"BusyPoll", func(c *Config) { c.BusyPoll = 11 * time.Millisecond }},
 	}
 	for _, tc := range cases {
 		cfg := base

@@ -96,7 +96,8 @@ func Start(cfg Config) (*Node, error) {
 	_, _ = rand.Read(seed[:])
 	n.rng = mrand.New(mrand.NewChaCha8(seed))
 	n.initInbox()
-	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger, BindDials: true}
+	rc := reactor.Config{Port: s.port, Backlog: s.backlog, Handler: &loopHandler{n}, Logger: cfg.Logger, BindDials: true,
+		BusyPoll: cfg.BusyPoll}
 	if !cfg.DisableV4 {
 		rc.ListenV4 = "0.0.0.0"
 		if cfg.BindV4.IsValid() {

@@ -110,6 +110,9 @@ type Report struct {
 	// Style is how the local node (and the echo peers the harness
 	// started) handled received messages.
 	Style Style `json:"style"`
+	// BusyPoll is Options.BusyPoll: how long the nodes' loops polled
+	// before they slept.
+	BusyPoll time.Duration `json:"busy_poll_ns,omitempty"`
 	// Peers says what each echo peer was ("sync", "async", "tls sync",
 	// "tls async", "tcp").
 	Peers   map[string]string `json:"peers"`
@@ -179,6 +182,9 @@ type Options struct {
 	// TCPPeer returns the raw TCP echo peer of the baseline. Nil skips the
 	// baseline.
 	TCPPeer func(ctx context.Context) (*Peer, error)
+	// BusyPoll is the local node's node.Config.BusyPoll; EchoPeer and
+	// RelayPeer should start their peers with the same.
+	BusyPoll time.Duration
 	// Progress receives a line per scenario while Run works (nil: none).
 	Progress io.Writer
 
@@ -380,7 +386,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{
 		Started: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		CPUs: runtime.NumCPU(), Quick: o.Quick, Runs: o.Runs, RunTime: o.RunTime, Warmup: o.Warmup,
-		Style: o.Style, Peers: map[string]string{},
+		Style: o.Style, BusyPoll: o.BusyPoll, Peers: map[string]string{},
 	}
 	b := &bench{ctx: ctx, o: o, rep: rep, total: len(o.Scenarios())}
 	fmt.Fprintf(o.Progress, "chirp bench: %d scenarios, each %d runs of %v after a %v warm-up\n",
@@ -585,6 +591,7 @@ func (b *bench) measurePeer(ctx context.Context, spec PeerSpec, list []Scenario,
 		}
 		if client == nil {
 			cfg := localConfig(spec.Async, b.o.Timeout)
+			cfg.BusyPoll = b.o.BusyPoll
 			if spec.TLS {
 				cfg = withTLS(cfg, b.o.TLSChain)
 			}

@@ -34,6 +34,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintf(bw, "handlers: %s\n", note)
 	}
+	if rep.BusyPoll > 0 {
+		fmt.Fprintf(bw, "busy poll: %v (both nodes' loops poll that long before they sleep)\n", rep.BusyPoll)
+	}
 	for _, k := range slices.Sorted(maps.Keys(rep.Peers)) {
 		fmt.Fprintf(bw, "peer %-12s %s\n", k+":", rep.Peers[k])
 	}

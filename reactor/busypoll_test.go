@@ -22,6 +22,9 @@ func processCPU(t *testing.T) time.Duration {
 // 300ms keeps a core busy, where one without sleeps in epoll_wait.
 func TestBusyPollKeepsTheLoopPolling(t *testing.T) {
 	guard(t)
+	if !BusyPollSupported() {
+		t.Fatal("BusyPollSupported is false: this module builds with the patched gnet in third_party/gnet")
+	}
 	window := 200 * time.Millisecond
 	spent := func(busy time.Duration) time.Duration {
 		r, err := Start(Config{ListenV4: "127.0.0.1", Handler: echoHandler(), BusyPoll: busy})

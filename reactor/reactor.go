@@ -210,6 +210,12 @@ func Start(cfg Config) (*Reactor, error) {
 	if cfg.Backlog < 0 || cfg.Backlog > 65535 {
 		return nil, fmt.Errorf("%w: Backlog %d is outside 0..65535", ErrConfig, cfg.Backlog)
 	}
+	if cfg.BusyPoll < 0 {
+		return nil, fmt.Errorf("%w: BusyPoll %v is negative", ErrConfig, cfg.BusyPoll)
+	}
+	if cfg.BusyPoll > 0 && !BusyPollSupported() {
+		return nil, fmt.Errorf("%w: BusyPoll needs the gnet patch carried in chirp's third_party/gnet (a replace in go.mod; see its CHIRP.md)", ErrConfig)
+	}
 	if cfg.Backlog == 0 {
 		cfg.Backlog = 100
 	}
@@ -277,7 +283,7 @@ func start(cfg Config, log *slog.Logger, lns []*net.TCPListener) (*Reactor, erro
 		gnet.WithReadBufferCap(readBufferCap),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
-		gnet.WithBusyPoll(cfg.BusyPoll),
+		withBusyPoll(cfg.BusyPoll),
 		gnet.WithLogger(&gnetLogger{r: r}),
 		// Round-robin mutates shared state on every Register; ours races
 		// with enrolments from other goroutines. With one loop the choice

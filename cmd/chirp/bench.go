@@ -52,6 +52,7 @@ type benchOptions struct {
 	tlsChain   string
 	echoStyle  string
 	relay      bool
+	busyPoll   time.Duration
 }
 
 func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
@@ -79,6 +80,7 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 		"libchirp's callbacks) or workers (a handler goroutine pool; the echo child runs with -workers 16)")
 	fs.BoolVar(&o.relay, "relay", true, "also measure relay sync single 5B and relay async pooled16 5B: the passes go through a\n"+
 		"chirp relay child in front of the echo peer, each against the same scenario direct (plaintext only)")
+	fs.DurationVar(&o.busyPoll, "busy-poll", 0, "-busy-poll of both nodes (the local one and the echo and relay children): how long their\nevent loops keep polling before they sleep, at most 10ms (0: sleep at once)")
 	return func(s stdio, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", args)}
@@ -94,7 +96,10 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 // fails when a scenario failed, so a smoke test notices.
 func runBench(ctx context.Context, s stdio, o benchOptions) error {
 	po := perf.Options{Quick: o.quick, Runs: o.runs, RunTime: o.runTime, Warmup: o.warmup, Timeout: o.timeout,
-		Style: perf.Style(o.echoStyle), Relay: o.relay}
+		Style: perf.Style(o.echoStyle), Relay: o.relay, BusyPoll: o.busyPoll}
+	if o.busyPoll < 0 || o.busyPoll > maxBusyPoll {
+		return usageError{fmt.Sprintf("-busy-poll %v: want 0 to %v", o.busyPoll, maxBusyPoll)}
+	}
 	if s.errTTY { // progress on a terminal only; the table and the files are the output
 		po.Progress = s.err
 	}
@@ -125,6 +130,7 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 		return fmt.Errorf("finding this program to run its echo peers: %w", err)
 	}
 	timeout := o.timeout.String()
+	busyPoll := "-busy-poll=" + o.busyPoll.String()
 	switch {
 	case o.target != "":
 		if o.targetMode != "sync" && o.targetMode != "async" {
@@ -170,7 +176,7 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 			}
 		}
 		po.EchoPeer = func(ctx context.Context, spec perf.PeerSpec) (*perf.Peer, error) {
-			args := []string{"echo", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout}
+			args := []string{"echo", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout, busyPoll}
 			if spec.Async {
 				args = append(args, "-async")
 			}
@@ -186,7 +192,7 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 		}
 	}
 	po.RelayPeer = func(ctx context.Context, spec perf.PeerSpec, target string) (*perf.Peer, error) {
-		args := []string{"relay", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout, "-to", target, "-tls-chain="}
+		args := []string{"relay", "-port", "0", "-bind", "127.0.0.1", "-timeout", timeout, busyPoll, "-to", target, "-tls-chain="}
 		if spec.Async {
 			args = append(args, "-async")
 		}

@@ -296,6 +296,8 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"echo", "extra"}, nil, usage("echo", `unexpected arguments ["extra"]`), 2},
 		{[]string{"echo", "-timeout", "10ms"}, nil, usage("echo", "-timeout 10ms: want 100ms to 20m0s"), 2},
 		{[]string{"echo", "-slots", "33"}, nil, usage("echo", "-slots 33: want 1..32, or 0 for 16"), 2},
+		{[]string{"echo", "-busy-poll", "20ms"}, nil, usage("echo", "-busy-poll 20ms: want 0 to 10ms"), 2},
+		{[]string{"bench", "-busy-poll", "-1us"}, nil, usage("bench", "-busy-poll -1µs: want 0 to 10ms"), 2},
 		{[]string{"echo", "-always-encrypt"}, nil, usage("echo", "-always-encrypt needs -tls-chain"), 2},
 		{[]string{"echo", "-bind", "127.0.0.1,127.0.0.2"}, nil, usage("echo", "-bind: more than one address of the family of 127.0.0.2"), 2},
 		{[]string{"echo", "-bind", "nonsense"}, nil, usage("echo", `-bind: "nonsense" is not an IP address`), 2},
