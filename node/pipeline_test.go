@@ -11,10 +11,7 @@ import (
 
 // gatedEcho is an inline echo whose handler, for the message whose data is
 // "gate", waits (on the loop) until the test opens the gate or 5 s passed.
-type gatedEcho struct {
-	n    *Node
-	open chan struct{}
-}
+type gatedEcho struct{ open chan struct{} }
 
 func (g *gatedEcho) ServeChirp(m *Message) {
 	if bytes.Equal(m.Data, []byte("gate")) {
@@ -76,7 +73,6 @@ func replies(p *rawPeer, k int) <-chan rawFrame {
 func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 	g := &gatedEcho{open: make(chan struct{})}
 	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveInline, Handler: g})
-	g.n = n
 	p := dialRawPeer(t, n)
 	p.expectHandshake(n)
 

@@ -13,19 +13,24 @@ import (
 // application importing chirp gets unless it copies the replace directive:
 // there Start refuses a BusyPoll instead of ignoring it.
 
-var busyPollField, busyPollOK = reflect.TypeFor[gnet.Options]().FieldByName("BusyPoll")
+// busyPollIndex is the index of gnet's Options.BusyPoll, nil without one.
+var busyPollIndex = func() []int {
+	f, ok := reflect.TypeFor[gnet.Options]().FieldByName("BusyPoll")
+	if !ok || f.Type != reflect.TypeFor[time.Duration]() {
+		return nil
+	}
+	return f.Index
+}()
 
-// BusyPollSupported reports whether the gnet this program was built with
+// busyPollSupported reports whether the gnet this program was built with
 // has the busy poll (Config.BusyPoll).
-func BusyPollSupported() bool {
-	return busyPollOK && busyPollField.Type == reflect.TypeFor[time.Duration]()
-}
+func busyPollSupported() bool { return busyPollIndex != nil }
 
 // withBusyPoll is the gnet option that sets the busy poll, if there is one.
 func withBusyPoll(d time.Duration) gnet.Option {
 	return func(o *gnet.Options) {
-		if d > 0 && BusyPollSupported() {
-			reflect.ValueOf(o).Elem().FieldByIndex(busyPollField.Index).SetInt(int64(d))
+		if d > 0 && busyPollIndex != nil {
+			reflect.ValueOf(o).Elem().FieldByIndex(busyPollIndex).SetInt(int64(d))
 		}
 	}
 }

@@ -47,8 +47,8 @@ func processBusy(t *testing.T) time.Duration {
 // epoll_wait.
 func TestBusyPollKeepsTheLoopPolling(t *testing.T) {
 	guard(t)
-	if !BusyPollSupported() {
-		t.Fatal("BusyPollSupported is false: this module builds with the patched gnet in third_party/gnet")
+	if !busyPollSupported() {
+		t.Fatal("busyPollSupported is false: this module builds with the patched gnet in third_party/gnet")
 	}
 	window := 200 * time.Millisecond
 	spent := func(busy time.Duration) time.Duration {

@@ -213,7 +213,7 @@ func Start(cfg Config) (*Reactor, error) {
 	if cfg.BusyPoll < 0 {
 		return nil, fmt.Errorf("%w: BusyPoll %v is negative", ErrConfig, cfg.BusyPoll)
 	}
-	if cfg.BusyPoll > 0 && !BusyPollSupported() {
+	if cfg.BusyPoll > 0 && !busyPollSupported() {
 		return nil, fmt.Errorf("%w: BusyPoll needs the gnet patch carried in chirp's third_party/gnet (a replace in go.mod; see its CHIRP.md)", ErrConfig)
 	}
 	if cfg.Backlog == 0 {

@@ -270,14 +270,6 @@ func WithSocketSendBuffer(sendBuf int) Option {
 	}
 }
 
-// WithBusyPoll sets how long an event loop polls without blocking before it
-// blocks (chirp patch).
-func WithBusyPoll(d time.Duration) Option {
-	return func(opts *Options) {
-		opts.BusyPoll = d
-	}
-}
-
 // WithTicker indicates whether a ticker is currently set.
 func WithTicker(ticker bool) Option {
 	return func(opts *Options) {
