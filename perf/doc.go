@@ -14,7 +14,8 @@
 // Beside them the harness measures baselines: for every pair of messages in
 // flight and payload size of the chirp scenarios, raw TCP echoes with
 // another process (a goroutine per connection on each side, plain net.Conn:
-// one at a time for single, pipelined for pooled), and a round trip between
+// one at a time for single, pipelined for pooled, each payload written on
+// its own and small echoes read through a bufio.Reader), and a round trip between
 // two goroutines over channels. Each chirp figure is divided by the TCP
 // baseline of its own in-flight count and size ("vs tcp"), measured in the
 // same run; no figure from elsewhere enters the report.
