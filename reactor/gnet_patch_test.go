@@ -1,18 +1,22 @@
 package reactor
 
 import (
+	"fmt"
 	"os"
+	"os/signal"
 	"reflect"
 	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
 )
 
 // TestBuiltWithPatchedGnet: builds of this module use the patched gnet in
-// third_party/gnet, whose poller does not call runtime.Gosched before a
+// third_party/gnet, whose poller does not call runtime.Gosched before each
 // blocking epoll_wait (see third_party/gnet/CHIRP.md). Dropping the replace
 // directive in go.mod, or the patch, brings back a thread hand-off per idle
 // poll; this catches both.
@@ -27,7 +31,40 @@ func TestBuiltWithPatchedGnet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if regexp.MustCompile(`(?m)^\s*runtime\.Gosched\(\)`).Match(src) {
-		t.Errorf("%s calls runtime.Gosched: the patch is missing", file)
+	if regexp.MustCompile(`msec = -1\s*\n\s*runtime\.Gosched\(\)`).Match(src) {
+		t.Errorf("%s calls runtime.Gosched before every blocking poll: the patch is missing", file)
+	}
+}
+
+// TestBusyLoopYieldsBeforeTheRuntimePreemptsIt: a loop that never parks
+// (here one busy-polling for a second after a round trip) passes through the
+// scheduler every couple of milliseconds (the patch's yieldEvery), so the
+// runtime never has to force it off its thread. A forced preemption is a
+// SIGURG to the loop's thread (and, mid-syscall, the loop's P handed to
+// another thread); without the yield one came every 20 ms or so.
+func TestBusyLoopYieldsBeforeTheRuntimePreemptsIt(t *testing.T) {
+	guard(t)
+	if strings.Contains(os.Getenv("GODEBUG"), "asyncpreemptoff=1") {
+		t.Fatal("GODEBUG=asyncpreemptoff=1: the runtime sends no preemption signal to count")
+	}
+	r, err := Start(Config{ListenV4: "127.0.0.1", Handler: echoHandler(), BusyPoll: time.Second})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer r.Close()
+	c := dialTCP(t, fmt.Sprintf("127.0.0.1:%d", r.Port()))
+	defer c.Close()
+
+	urg := make(chan os.Signal, 256)
+	signal.Notify(urg, syscall.SIGURG)
+	defer signal.Stop(urg)
+	roundTrip(t, c, []byte("spin"))
+	time.Sleep(400 * time.Millisecond) // the loop busy-polls all along
+	signal.Stop(urg)
+	got := len(urg)
+	t.Logf("%d preemption signals while the loop busy-polled for 400ms", got)
+	// The test goroutine, the runtime's GC and the dial add a few at most.
+	if got >= 8 {
+		t.Fatalf("%d preemption signals in 400ms of busy polling (about 20 without the patch's yield): the loop does not yield, so the runtime preempts it", got)
 	}
 }

@@ -16,7 +16,11 @@
 
 package netpoll
 
-import "golang.org/x/sys/unix"
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
 
 // IOFlags represents the flags of IO events.
 type IOFlags = uint16
@@ -80,3 +84,11 @@ func (el *eventList) shrink() {
 		el.events = make([]epollevent, newSize)
 	}
 }
+
+// chirp patch: how often Polling yields to the scheduler (yieldEvery), and
+// every how many polls it reads the clock to see whether it is time.
+// yieldEvery stays well below the runtime's forced-preemption slice (10 ms).
+const (
+	yieldEvery = 2 * time.Millisecond
+	yieldCheck = 8
+)

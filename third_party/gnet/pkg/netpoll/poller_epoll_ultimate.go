@@ -19,6 +19,7 @@ package netpoll
 import (
 	"errors"
 	"os"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -123,7 +124,19 @@ func (p *Poller) Polling() error {
 
 	msec := -1
 	var idleSince time.Time // chirp patch: when the current busy poll began
+	var polls uint32        // chirp patch: polls since the clock was last read
+	lastYield := time.Now() // chirp patch: the last runtime.Gosched
 	for {
+		// chirp patch: pass through the scheduler every yieldEvery or so.
+		// A loop that never parks otherwise runs on one scheduling tick
+		// until sysmon forces a preemption (every 10 ms), which takes the
+		// P away mid-syscall and moves the loop to another thread.
+		if polls++; polls%yieldCheck == 0 {
+			if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
+				lastYield = now
+				runtime.Gosched()
+			}
+		}
 		n, err := epollWait(p.fd, el.events, msec)
 		if n == 0 && msec == 0 && p.BusyPoll > 0 { // chirp patch: busy poll
 			if idleSince.IsZero() {
