@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+	"golang.org/x/sys/unix"
 )
 
 // TestBuiltWithPatchedGnet: builds of this module use the patched gnet in
@@ -66,5 +67,59 @@ func TestBusyLoopYieldsBeforeTheRuntimePreemptsIt(t *testing.T) {
 	// The test goroutine, the runtime's GC and the dial add a few at most.
 	if got >= 8 {
 		t.Fatalf("%d preemption signals in 400ms of busy polling (about 20 without the patch's yield): the loop does not yield, so the runtime preempts it", got)
+	}
+}
+
+// TestLoopLetsTheGoroutinesItReadiedRunFirst: a goroutine the loop makes
+// runnable (a handler worker, a Send's caller) runs on the loop's own
+// thread before the loop sleeps in epoll_wait (the patch's
+// YieldBeforeBlock). With one P that is the only way it runs at once:
+// otherwise the loop's thread sleeps holding the P, and the goroutine waits
+// for the runtime to take the P away and start another thread for it.
+func TestLoopLetsTheGoroutinesItReadiedRunFirst(t *testing.T) {
+	guard(t)
+	if yieldIndex == nil {
+		t.Fatal("gnet.Options has no YieldBeforeBlock: this module builds with the patched gnet in third_party/gnet")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+
+	type tids struct{ loop, woken int }
+	work := make(chan int)    // the loop's thread, to the worker
+	ran := make(chan tids, 1) // the worker's report
+	go func() {
+		for loop := range work {
+			ran <- tids{loop, unix.Gettid()}
+		}
+	}()
+	defer close(work)
+	h := &funcs{data: func(c *Conn, b []byte) int {
+		work <- unix.Gettid() // the worker waits: this readies it
+		_ = c.Write(b)
+		return len(b)
+	}}
+	r, err := Start(Config{ListenV4: "127.0.0.1", Handler: h})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	defer r.Close()
+	c := dialTCP(t, fmt.Sprintf("127.0.0.1:%d", r.Port()))
+	defer c.Close()
+
+	const rounds = 20
+	same := 0
+	for i := 0; i < rounds; i++ {
+		roundTrip(t, c, []byte("ready"))
+		select {
+		case got := <-ran:
+			if got.loop == got.woken {
+				same++
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("the readied goroutine did not run")
+		}
+	}
+	t.Logf("the readied goroutine ran on the loop's thread %d of %d times", same, rounds)
+	if same < rounds*3/4 {
+		t.Fatalf("the readied goroutine ran on the loop's thread %d of %d times: the loop slept before it ran", same, rounds)
 	}
 }

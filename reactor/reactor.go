@@ -59,6 +59,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -177,7 +178,8 @@ type Reactor struct {
 	dialWG sync.WaitGroup
 
 	// loop-owned state
-	conns    map[int]*Conn // by our descriptor
+	runnable [1]metrics.Sample // runnable goroutines (yieldBeforeBlock)
+	conns    map[int]*Conn     // by our descriptor
 	dials    map[*Conn]struct{}
 	cur      *Conn // connection whose gnet callback is running
 	timers   timerHeap
@@ -267,6 +269,7 @@ func start(cfg Config, log *slog.Logger, lns []*net.TCPListener) (*Reactor, erro
 		dials:   make(map[*Conn]struct{}),
 		base:    time.Now(),
 	}
+	r.runnable[0].Name = "/sched/goroutines/runnable:goroutines"
 	r.drainer, _ = cfg.Handler.(Drainer)
 	wp, err := newWritePoller(r)
 	if err != nil {
@@ -284,6 +287,7 @@ func start(cfg Config, log *slog.Logger, lns []*net.TCPListener) (*Reactor, erro
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
 		withBusyPoll(cfg.BusyPoll),
+		withYieldBeforeBlock(r.yieldBeforeBlock),
 		gnet.WithLogger(&gnetLogger{r: r}),
 		// Round-robin mutates shared state on every Register; ours races
 		// with enrolments from other goroutines. With one loop the choice

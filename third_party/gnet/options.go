@@ -105,6 +105,13 @@ type Options struct {
 	// default, blocks at once).
 	BusyPoll time.Duration
 
+	// YieldBeforeBlock, when set, is called on an event loop's goroutine each
+	// time a poll found no events; when it returns true the loop calls
+	// runtime.Gosched() before it polls again, so that goroutines it made
+	// runnable meanwhile run at once on its thread rather than wait for
+	// another to take them (chirp patch; nil, the default, never yields there).
+	YieldBeforeBlock func() bool
+
 	// TCPKeepAlive enables the TCP keep-alive mechanism (SO_KEEPALIVE) and set its value
 	// on TCP_KEEPIDLE.
 	// When TCPKeepInterval is not set, 1/5 of TCPKeepAlive will be set on TCP_KEEPINTVL,
