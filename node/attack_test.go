@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gochirp/chirp/codec"
+	"github.com/gochirp/chirp/internal/childproc"
 	"github.com/gochirp/chirp/internal/heap"
 	"github.com/gochirp/chirp/tlsconn"
 )
@@ -326,9 +327,7 @@ func TestFrozenPeerFailsQueuedSendsWithinTheBound(t *testing.T) {
 				t.Fatal(err)
 			}
 			base := heap.InUse()
-			if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-				t.Fatal(err)
-			}
+			childproc.Freeze(t, cmd)
 			bound := n.stallLimit() + time.Second // the documented bound, and a loaded machine
 			data := make([]byte, 32<<10)          // shared, read-only: the heap shows the node's growth only
 

@@ -366,9 +366,7 @@ func TestRoutingPropagatesTimeouts(t *testing.T) {
 		defer func() { close(stop); rs = <-done }()
 		time.Sleep(500 * time.Millisecond)
 		stopped = time.Now()
-		if err := cmds[0].Process.Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
+		childproc.Freeze(t, cmds[0])
 		resumeOnce := sync.OnceFunc(func() { _ = cmds[0].Process.Signal(syscall.SIGCONT) })
 		defer resumeOnce() // never leave it frozen
 		time.Sleep(3 * timeout)

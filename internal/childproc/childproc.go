@@ -6,6 +6,7 @@ package childproc
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
@@ -91,4 +92,48 @@ func Start(tb testing.TB, test, env, value string) (*exec.Cmd, int) {
 		tb.Fatalf("child %s did not start", test)
 	}
 	return nil, 0
+}
+
+// Freeze stops cmd's process with SIGSTOP and waits until every one of its
+// threads is stopped: kill returns before a thread that is running stops,
+// and such a thread may still read, answer and acknowledge a message
+// meanwhile. Linux only (it reads /proc); elsewhere it only signals.
+func Freeze(tb testing.TB, cmd *exec.Cmd) {
+	tb.Helper()
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		tb.Fatal(err)
+	}
+	dir := fmt.Sprintf("/proc/%d/task", cmd.Process.Pid)
+	if _, err := os.Stat(dir); err != nil {
+		return
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		if allStopped(dir) {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("process %d did not stop within 5s of SIGSTOP", cmd.Process.Pid)
+		}
+	}
+}
+
+// allStopped reports whether every thread under dir (/proc/PID/task) is in
+// state T (stopped).
+func allStopped(dir string) bool {
+	tasks, err := os.ReadDir(dir)
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(dir + "/" + task.Name() + "/stat")
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: comm may hold spaces and parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
 }
