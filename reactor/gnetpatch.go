@@ -2,6 +2,7 @@ package reactor
 
 import (
 	"reflect"
+	"runtime"
 	"runtime/metrics"
 	"time"
 
@@ -38,36 +39,54 @@ func withBusyPoll(d time.Duration) gnet.Option {
 	}
 }
 
-// yieldIndex is the index of the patch's Options.YieldBeforeBlock, nil
+// beforeBlockIndex is the index of the patch's Options.BeforeBlock, nil
 // without one. An unpatched gnet yields before every blocking poll.
-var yieldIndex = func() []int {
-	f, ok := reflect.TypeFor[gnet.Options]().FieldByName("YieldBeforeBlock")
+var beforeBlockIndex = func() []int {
+	f, ok := reflect.TypeFor[gnet.Options]().FieldByName("BeforeBlock")
 	if !ok || f.Type != reflect.TypeFor[func() bool]() {
 		return nil
 	}
 	return f.Index
 }()
 
-// withYieldBeforeBlock is the gnet option that has the loop ask yield each
-// time it ran out of events, if the patch offers it.
-func withYieldBeforeBlock(yield func() bool) gnet.Option {
+// withBeforeBlock is the gnet option that has the loop call f each time it
+// ran out of events, if the patch offers it.
+func withBeforeBlock(f func() bool) gnet.Option {
 	return func(o *gnet.Options) {
-		if yieldIndex != nil {
-			reflect.ValueOf(o).Elem().FieldByIndex(yieldIndex).Set(reflect.ValueOf(yield))
+		if beforeBlockIndex != nil {
+			reflect.ValueOf(o).Elem().FieldByIndex(beforeBlockIndex).Set(reflect.ValueOf(f))
 		}
 	}
 }
 
-// yieldBeforeBlock reports whether goroutines are waiting to run, asked
-// by the loop each time it ran out of events. The loop then yields to the
-// scheduler before it sleeps in epoll_wait, so that goroutines it made
-// runnable (handler workers, a Send's caller, anything a callback woke)
-// run at once on its thread. Otherwise they wait for another thread to take
-// them, which can take until the runtime next looks at a P whose thread
-// sleeps in a system call (up to 10 ms). When nothing is runnable the loop
-// sleeps at once: a yield then only hands the loop to another thread.
-func (r *Reactor) yieldBeforeBlock() bool {
+// beforeBlock runs on the loop each time it ran out of events, before it
+// sleeps in epoll_wait. When goroutines wait to run (runtime/metrics), the
+// loop yields to the scheduler first, so that those it made runnable (a
+// handler worker, a Send's caller, anything a callback woke) run at once on
+// its thread. Otherwise they wait for another thread to take them, which
+// can take until the runtime next looks at a P whose thread sleeps in a
+// system call (up to 10 ms). When nothing is runnable the loop sleeps at
+// once: a yield then only hands the loop to another thread.
+//
+// While the loop yields, Submit skips the wake-up datagram: the loop runs
+// what was submitted meanwhile as soon as it is back, and reports that it
+// did work, so that gnet polls again before it sleeps.
+func (r *Reactor) beforeBlock() bool {
 	metrics.Read(r.runnable[:])
-	v := r.runnable[0].Value
-	return v.Kind() == metrics.KindUint64 && v.Uint64() > 0
+	if v := r.runnable[0].Value; v.Kind() != metrics.KindUint64 || v.Uint64() == 0 {
+		return false
+	}
+	r.mu.Lock()
+	r.yielding = true
+	r.mu.Unlock()
+	runtime.Gosched()
+	r.mu.Lock()
+	r.yielding = false
+	queued := len(r.queue) > 0
+	r.mu.Unlock()
+	if !queued {
+		return false
+	}
+	r.drain()
+	return true
 }

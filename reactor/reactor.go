@@ -163,6 +163,7 @@ type Reactor struct {
 	tickOne  sync.Once
 
 	abortCause atomic.Pointer[error]  // set by Abort
+	wakes      atomic.Int64           // wake-up datagrams Submit sent (for tests)
 	gnetErr    atomic.Pointer[string] // the last error gnet logged
 
 	// submission queue, guarded by mu
@@ -171,6 +172,7 @@ type Reactor struct {
 	scheduled   bool
 	closed      bool // Submit refuses
 	closeCalled bool
+	yielding    bool     // the loop yields and runs the queue afterwards (beforeBlock): no wake-up needed
 	spare       []func() // loop only
 
 	ctx    context.Context // cancelled by Close: aborts dials
@@ -178,7 +180,7 @@ type Reactor struct {
 	dialWG sync.WaitGroup
 
 	// loop-owned state
-	runnable [1]metrics.Sample // runnable goroutines (yieldBeforeBlock)
+	runnable [1]metrics.Sample // runnable goroutines (beforeBlock)
 	conns    map[int]*Conn     // by our descriptor
 	dials    map[*Conn]struct{}
 	cur      *Conn // connection whose gnet callback is running
@@ -287,7 +289,7 @@ func start(cfg Config, log *slog.Logger, lns []*net.TCPListener) (*Reactor, erro
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithTicker(true),
 		withBusyPoll(cfg.BusyPoll),
-		withYieldBeforeBlock(r.yieldBeforeBlock),
+		withBeforeBlock(r.beforeBlock),
 		gnet.WithLogger(&gnetLogger{r: r}),
 		// Round-robin mutates shared state on every Register; ours races
 		// with enrolments from other goroutines. With one loop the choice
@@ -479,7 +481,8 @@ func (r *Reactor) Port() int { return r.port }
 func (r *Reactor) Conns() int { return int(r.nOpen.Load()) }
 
 // Submit runs f on the loop. Closures from one goroutine run in the order
-// they were submitted; a burst of submissions costs one wake-up. It returns
+// they were submitted; a burst of submissions costs one wake-up, and none
+// while the loop yields to the goroutines it readied (beforeBlock). It returns
 // ErrClosed, and does not run f, once Close has begun or the loop ended.
 // A closure accepted just before the loop ended runs in end, after the
 // loop, seeing a closing reactor.
@@ -490,8 +493,11 @@ func (r *Reactor) Submit(f func()) error {
 		return ErrClosed
 	}
 	r.queue = append(r.queue, f)
-	wake := !r.scheduled
+	wake := !r.scheduled && !r.yielding
 	r.scheduled = true
+	if wake {
+		r.wakes.Add(1)
+	}
 	el := r.el
 	r.mu.Unlock()
 	if wake {

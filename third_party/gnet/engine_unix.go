@@ -102,8 +102,8 @@ func (eng *engine) runEventLoops(ctx context.Context, numEventLoop int) error {
 		el.listeners = lns
 		el.engine = eng
 		el.poller = p
-		p.BusyPoll = eng.opts.BusyPoll                 // chirp patch
-		p.YieldBeforeBlock = eng.opts.YieldBeforeBlock // chirp patch
+		p.BusyPoll = eng.opts.BusyPoll       // chirp patch
+		p.BeforeBlock = eng.opts.BeforeBlock // chirp patch
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler
@@ -146,8 +146,8 @@ func (eng *engine) activateReactors(ctx context.Context, numEventLoop int) error
 		el.listeners = eng.listeners
 		el.engine = eng
 		el.poller = p
-		p.BusyPoll = eng.opts.BusyPoll                 // chirp patch
-		p.YieldBeforeBlock = eng.opts.YieldBeforeBlock // chirp patch
+		p.BusyPoll = eng.opts.BusyPoll       // chirp patch
+		p.BeforeBlock = eng.opts.BeforeBlock // chirp patch
 		el.buffer = make([]byte, eng.opts.ReadBufferCap)
 		el.connections.init()
 		el.eventHandler = eng.eventHandler

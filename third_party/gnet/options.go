@@ -105,12 +105,12 @@ type Options struct {
 	// default, blocks at once).
 	BusyPoll time.Duration
 
-	// YieldBeforeBlock, when set, is called on an event loop's goroutine each
-	// time a poll found no events; when it returns true the loop calls
-	// runtime.Gosched() before it polls again, so that goroutines it made
-	// runnable meanwhile run at once on its thread rather than wait for
-	// another to take them (chirp patch; nil, the default, never yields there).
-	YieldBeforeBlock func() bool
+	// BeforeBlock, when set, is called on an event loop's goroutine each time
+	// a poll found no events, before the loop sleeps in the next one: the
+	// application may yield there, or run work it queued for the loop. When
+	// it returns true (it did work that may have made events), the loop polls
+	// again without sleeping (chirp patch; nil, the default, sleeps at once).
+	BeforeBlock func() bool
 
 	// TCPKeepAlive enables the TCP keep-alive mechanism (SO_KEEPALIVE) and set its value
 	// on TCP_KEEPIDLE.

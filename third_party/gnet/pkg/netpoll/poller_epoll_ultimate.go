@@ -44,8 +44,8 @@ type Poller struct {
 	// BusyPoll (chirp patch): after a poll found no events, Polling goes on
 	// polling without blocking for this long before it blocks.
 	BusyPoll time.Duration
-	// YieldBeforeBlock (chirp patch): see gnet.Options.YieldBeforeBlock.
-	YieldBeforeBlock func() bool
+	// BeforeBlock (chirp patch): see gnet.Options.BeforeBlock.
+	BeforeBlock func() bool
 }
 
 // OpenPoller instantiates a poller.
@@ -140,11 +140,12 @@ func (p *Poller) Polling() error {
 			}
 		}
 		n, err := epollWait(p.fd, el.events, msec)
-		if n == 0 && p.YieldBeforeBlock != nil && p.YieldBeforeBlock() {
-			// chirp patch: let the goroutines this loop readied run here,
-			// before it sleeps, instead of waiting for another thread.
-			lastYield = time.Now()
-			runtime.Gosched()
+		if n == 0 && p.BeforeBlock != nil && p.BeforeBlock() {
+			// chirp patch: the application did work before the loop
+			// sleeps (it may have yielded, see gnet.Options.BeforeBlock):
+			// poll again first.
+			msec = 0
+			continue
 		}
 		if n == 0 && msec == 0 && p.BusyPoll > 0 { // chirp patch: busy poll
 			if idleSince.IsZero() {
