@@ -365,8 +365,8 @@ func TestRoutingPropagatesTimeouts(t *testing.T) {
 	func() {
 		defer func() { close(stop); rs = <-done }()
 		time.Sleep(500 * time.Millisecond)
-		stopped = time.Now()
 		childproc.Freeze(t, cmds[0])
+		stopped = time.Now() // every thread of the worker is stopped now
 		resumeOnce := sync.OnceFunc(func() { _ = cmds[0].Process.Signal(syscall.SIGCONT) })
 		defer resumeOnce() // never leave it frozen
 		time.Sleep(3 * timeout)
