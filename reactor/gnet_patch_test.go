@@ -1,6 +1,7 @@
 package reactor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -8,11 +9,14 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 	"github.com/panjf2000/gnet/v2/pkg/netpoll"
+	"github.com/panjf2000/gnet/v2/pkg/queue"
 	"golang.org/x/sys/unix"
 )
 
@@ -142,5 +146,40 @@ func TestLoopLetsTheGoroutinesItReadiedRunFirst(t *testing.T) {
 	}
 	if wakes > rounds/4 {
 		t.Errorf("%d wake-up datagrams for %d answers submitted while the loop yielded", wakes, rounds)
+	}
+}
+
+// TestBeforeBlockRunsOncePerIdleSpell: during a busy poll the patched
+// poller calls BeforeBlock once when it runs out of events, not on each of
+// the polls that spin (the reactor's hook reads runtime/metrics, which
+// takes the scheduler's lock).
+func TestBeforeBlockRunsOncePerIdleSpell(t *testing.T) {
+	guard(t)
+	p, err := netpoll.OpenPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var calls atomic.Int64
+	p.BusyPoll = 100 * time.Millisecond
+	p.BeforeBlock = func() bool { calls.Add(1); return false }
+	ended := make(chan error, 1)
+	go func() { ended <- p.Polling(func(int, netpoll.IOEvent, netpoll.IOFlags) error { return nil }) }()
+	ran := make(chan struct{})
+	if err := p.Trigger(queue.HighPriority, func(any) error { close(ran); return nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	<-ran
+	time.Sleep(50 * time.Millisecond) // within the busy poll that follows the task
+	got := calls.Load()
+	if err := p.Trigger(queue.HighPriority, func(any) error { return gerrors.ErrEngineShutdown }, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-ended; !errors.Is(err, gerrors.ErrEngineShutdown) {
+		t.Fatalf("Polling ended with %v", err)
+	}
+	t.Logf("BeforeBlock ran %d times in 50ms of busy polling", got)
+	if got < 1 || got > 2 {
+		t.Fatalf("BeforeBlock ran %d times in 50ms of busy polling, want once", got)
 	}
 }

@@ -17,14 +17,18 @@ import (
 // instead of ignoring it, and the loop yields before every blocking poll,
 // as upstream gnet does.
 
-// busyPollIndex is the index of gnet's Options.BusyPoll, nil without one.
-var busyPollIndex = func() []int {
-	f, ok := reflect.TypeFor[gnet.Options]().FieldByName("BusyPoll")
-	if !ok || f.Type != reflect.TypeFor[time.Duration]() {
+// optionIndex is the index of the patch's field name of type T in
+// gnet.Options, nil without one.
+func optionIndex[T any](name string) []int {
+	f, ok := reflect.TypeFor[gnet.Options]().FieldByName(name)
+	if !ok || f.Type != reflect.TypeFor[T]() {
 		return nil
 	}
 	return f.Index
-}()
+}
+
+// busyPollIndex is the index of gnet's Options.BusyPoll, nil without one.
+var busyPollIndex = optionIndex[time.Duration]("BusyPoll")
 
 // busyPollSupported reports whether the gnet this program was built with
 // has the busy poll (Config.BusyPoll).
@@ -41,13 +45,7 @@ func withBusyPoll(d time.Duration) gnet.Option {
 
 // beforeBlockIndex is the index of the patch's Options.BeforeBlock, nil
 // without one. An unpatched gnet yields before every blocking poll.
-var beforeBlockIndex = func() []int {
-	f, ok := reflect.TypeFor[gnet.Options]().FieldByName("BeforeBlock")
-	if !ok || f.Type != reflect.TypeFor[func() bool]() {
-		return nil
-	}
-	return f.Index
-}()
+var beforeBlockIndex = optionIndex[func() bool]("BeforeBlock")
 
 // withBeforeBlock is the gnet option that has the loop call f each time it
 // ran out of events, if the patch offers it.

@@ -106,7 +106,8 @@ type Options struct {
 	BusyPoll time.Duration
 
 	// BeforeBlock, when set, is called on an event loop's goroutine each time
-	// a poll found no events, before the loop sleeps in the next one: the
+	// a poll found no events, but not again on the polls of a busy poll
+	// that follows (once per idle spell), before the loop sleeps: the
 	// application may yield there, or run work it queued for the loop. When
 	// it returns true (it did work that may have made events), the loop polls
 	// again without sleeping (chirp patch; nil, the default, sleeps at once).

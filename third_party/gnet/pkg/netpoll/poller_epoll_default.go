@@ -139,8 +139,9 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 			}
 		}
 		n, err := unix.EpollWait(p.fd, el.events, msec)
-		if n == 0 && p.BeforeBlock != nil && p.BeforeBlock() {
-			// chirp patch: the application did work before the loop
+		if n == 0 && idleSince.IsZero() && p.BeforeBlock != nil && p.BeforeBlock() {
+			// chirp patch: once per idle spell (not on every poll of a
+			// busy poll), the application did work before the loop
 			// sleeps (it may have yielded, see gnet.Options.BeforeBlock):
 			// poll again first.
 			msec = 0
