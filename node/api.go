@@ -370,7 +370,7 @@ func (n *Node) deliver(m *Message) {
 // trackHeld remembers m by its slot, and when it was delivered, so the GC
 // can name messages nobody released (loop). No map: a slot index is enough.
 func (n *Node) trackHeld(m *Message) {
-	m.delivered = m.conn.active // just set by touch: no second clock read
+	m.delivered = m.conn.active // set by decode for this read: no clock read per message
 	m.conn.held[m.slot.Index()] = m
 }
 

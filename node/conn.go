@@ -267,7 +267,12 @@ func (n *Node) readPlain(c *conn, p []byte) {
 
 // decode feeds plaintext to c's decoder (loop). It returns how much it
 // consumed: everything, unless a frame waits for a slot.
+//
+// It reads the clock once for all frames of data: the messages it
+// delivers share that time as their delivery time, and a frame that
+// waited for a slot is delivered by a later call, with that call's time.
 func (n *Node) decode(c *conn, data []byte) int {
+	n.touch(c)
 	off := 0
 	for !c.closed {
 		if c.waitBody || c.outPaused {
@@ -362,13 +367,12 @@ func (n *Node) frame(c *conn) {
 	f := c.dec.Frame()
 	h := f.FrameHeader
 	switch {
-	case h.Type&codec.Noop != 0:
-		n.touch(c)
+	case h.Type&codec.Noop != 0: // decode noted the activity
 	case h.Type&codec.Ack != 0:
 		for _, rem := range c.remotes() {
 			if m := rem.waitAck; m != nil && m.Identity == h.Identity {
 				rem.waitAck = nil
-				rem.progressed(n.now())
+				rem.progressed(c.active) // as decode read the clock for this data
 				n.stats.acksIn.Add(1)
 				n.finish(m, nil)
 				n.process(rem)
@@ -388,7 +392,9 @@ func (n *Node) frame(c *conn) {
 		m.RemoteIdentity = c.peerID
 		m.ackWanted, m.slot, m.conn, m.node = h.Type&codec.ReqAck != 0, s, c, n
 		m.held.Store(true)
-		n.touch(c)
+		if rem := c.remote; rem != nil && rem.active.Before(c.active) {
+			rem.active = c.active // decode noted the time; a handshake in its data may have set c.remote since
+		}
 		n.stats.msgIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(f.Header) + len(f.Data)))
 		n.stats.slotsInUse.Add(1)

@@ -123,7 +123,7 @@ func (r *Router) Stats() RouterStats {
 // it is a worker's reply.
 func (r *Router) ServeChirp(m *Message) {
 	from := addrKey(m.Addr)
-	now := time.Now()
+	now := m.node.now()
 	if r.worker(from) >= 0 {
 		r.mu.Lock()
 		rt, ok := r.routes[m.Identity]
@@ -210,7 +210,7 @@ func (r *Router) forwarded1(m *Message, err error) {
 	}
 	if err != nil {
 		if w >= 0 {
-			r.shunned[w].Store(time.Now().Add(m.node.s.timeout).UnixNano())
+			r.shunned[w].Store(m.node.now().Add(m.node.s.timeout).UnixNano())
 		}
 		r.mu.Lock()
 		if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until.IsZero() {
@@ -221,7 +221,7 @@ func (r *Router) forwarded1(m *Message, err error) {
 		return
 	}
 	r.forwarded.Add(1)
-	now := time.Now()
+	now := m.node.now()
 	if w >= 0 && r.shunned[w].Load() != 0 {
 		r.shunned[w].Store(0) // it answers again
 	}

@@ -133,8 +133,8 @@ func (p *Poller) Polling(callback PollEventHandler) error {
 		// until sysmon forces a preemption (every 10 ms), which takes the
 		// P away mid-syscall and moves the loop to another thread.
 		if polls++; polls%yieldCheck == 0 {
-			if now := time.Now(); now.Sub(lastYield) >= yieldEvery {
-				lastYield = now
+			if time.Since(lastYield) >= yieldEvery {
+				lastYield = time.Now()
 				runtime.Gosched()
 			}
 		}
