@@ -53,8 +53,10 @@ type conn struct {
 
 	// Pipelining (see splitBurst): messages received in the read being
 	// processed, the most one read has brought, and how many were
-	// received since the node last wrote.
+	// received since the node last wrote; reads and the most one of them
+	// brought in the current window (see burstWindow).
 	burst, burstMax, sinceFlush int
+	reads, windowMax            int
 }
 
 // splitBurst is the smallest burstMax at which the replies to a burst are
@@ -69,8 +71,9 @@ type conn struct {
 // chirp bench, async pooled16 (16 in flight): TLS 5 B and 1 KiB gained a
 // third or more, plaintext 5 B about 15 %. Parts of fewer than 4 messages cost
 // more system calls and wake-ups than they win: every 4 messages at 64
-// in flight halved the rate, every 16 left it unchanged. A connection that
-// never carried 16 messages in one read is never split.
+// in flight halved the rate, every 16 left it unchanged. A connection whose
+// reads never carried 16 messages, over its recent reads (burstWindow), is
+// not split.
 const splitBurst = 16
 
 // remotes lists the remotes c serves (its own and, after a port mismatch,
@@ -407,9 +410,25 @@ func (n *Node) frame(c *conn) {
 	}
 }
 
+// burstWindow is how many reads burstMax looks back over, at least: a
+// connection whose reads brought fewer than half of burstMax for this many
+// reads takes the most of them as its new burstMax. Reads of a steady
+// pipeline vary (with 16 in flight: 4, 8, 12 or 16 messages, 16 in about
+// one read of 20), so burstMax only falls when the traffic clearly did,
+// say from a burst of 64 at start to 16 in flight, which otherwise would
+// never be split again.
+const burstWindow = 256
+
 // endBurst notes the size of the read's burst (see splitBurst).
 func (c *conn) endBurst() {
 	c.burstMax = max(c.burstMax, c.burst)
+	c.windowMax = max(c.windowMax, c.burst)
+	if c.reads++; c.reads == burstWindow {
+		if c.windowMax < c.burstMax/2 {
+			c.burstMax = c.windowMax
+		}
+		c.reads, c.windowMax = 0, 0
+	}
 }
 
 // release frees m's slot and queues the ACK if one was requested (loop).

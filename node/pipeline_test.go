@@ -128,6 +128,75 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 	}
 }
 
+// heldBurstReplies sends a burst of 16 held at its 6th message and counts
+// the replies that leave while it is held, then lets it finish.
+func heldBurstReplies(t *testing.T, p *rawPeer, g *gatedEcho) int {
+	t.Helper()
+	got := replies(p, 16)
+	burst(p, 16, 5)
+	n := 0
+	for quiet := false; !quiet; {
+		select {
+		case _, ok := <-got:
+			if !ok {
+				t.Fatalf("reply stream ended after %d replies", n)
+			}
+			n++
+		case <-time.After(300 * time.Millisecond):
+			quiet = true
+		}
+	}
+	g.open <- struct{}{}
+	for i := n; i < 16; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 16: only %d replies", i)
+		}
+	}
+	return n
+}
+
+// TestBurstSplitFollowsTheTraffic: a connection that once carried a burst
+// of 32 splits bursts in parts of 8, so a burst of 16 leaves whole; after
+// a window of reads that brought less than half of that, it takes the
+// traffic's new size and splits bursts of 16 in quarters again.
+func TestBurstSplitFollowsTheTraffic(t *testing.T) {
+	g := &gatedEcho{open: make(chan struct{})}
+	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveInline, Handler: g, MaxSlots: 32})
+	p := dialRawPeer(t, n)
+	p.expectHandshake(n)
+
+	got := replies(p, 32)
+	burst(p, 32, -1)
+	for i := 0; i < 32; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 32: only %d replies", i)
+		}
+	}
+	if k := heldBurstReplies(t, p, g); k != 0 {
+		t.Fatalf("after a burst of 32, %d replies left while the 6th message of 16 was held, want 0 (parts of 8)", k)
+	}
+
+	// One message a read, each answered before the next: two windows, as
+	// the window in progress began before them.
+	for i := 0; i < 2*burstWindow; i++ {
+		got := replies(p, 1)
+		burst(p, 1, -1)
+		if _, ok := <-got; !ok {
+			t.Fatalf("single message %d: no reply", i)
+		}
+	}
+	got = replies(p, 16)
+	burst(p, 16, -1) // a read of 16 sets the size again
+	for i := 0; i < 16; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of 16: only %d replies", i)
+		}
+	}
+	if k := heldBurstReplies(t, p, g); k != 4 {
+		t.Fatalf("after %d reads of one message, %d replies left while the 6th message of 16 was held, want 4 (quarters)", 2*burstWindow, k)
+	}
+}
+
 // TestPipelinedBurstsBeyondTheSlots runs 64 echoes in flight through 16
 // slots, plaintext and TLS: bursts are split (splitBurst), reading pauses
 // and resumes when slots free up, and a send that finishes during a split's
