@@ -390,6 +390,10 @@ func (n *Node) shutdownWith(err error) {
 // After take from the monotonic reading, as they do for time.Now's.
 func (n *Node) now() time.Time { return n.epoch.Add(time.Since(n.epoch)) }
 
+// mono is the node's clock as nanoseconds since Start, for state that keeps
+// many times and should hold no pointers (the router's routes).
+func (n *Node) mono() int64 { return int64(time.Since(n.epoch)) }
+
 // loopHandler receives the reactor's events.
 type loopHandler struct{ n *Node }
 

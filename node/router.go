@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Router is a Handler that makes its node a router: it forwards every
@@ -29,8 +28,10 @@ import (
 // after the forward finished (a worker may reply after it released the
 // message), or dropped at once when the forward failed. So one-way
 // traffic (no replies) keeps about rate × Timeout routes, some 100 bytes
-// each. A message from a worker that answers no route is dropped without
-// its ACK (Unroutable).
+// each, and any traffic rate × Timeout expiry entries of 24 bytes, which
+// hold no pointers (the garbage collector does not scan them). A message
+// from a worker that answers no route is dropped without its ACK
+// (Unroutable).
 //
 // Work goes to the least-loaded worker, the one with the fewest forwards
 // in flight (queued or awaiting their ACK), ties taken in turn, so equal
@@ -48,8 +49,8 @@ import (
 type Router struct {
 	workers []netip.AddrPort
 	load    []atomic.Int64 // forwards in flight, per worker
-	// shunned: until when (Unix nanoseconds) a worker whose forward failed
-	// is passed over
+	// shunned: until when (Node.mono) a worker whose forward failed is
+	// passed over
 	shunned []atomic.Int64
 	turn    atomic.Uint32 // where the search for the least-loaded worker starts
 
@@ -66,12 +67,14 @@ type Router struct {
 // route is where a forwarded message came from and went.
 type route struct {
 	origin, worker netip.AddrPort
-	until          time.Time // zero while the forward is in flight
+	until          int64 // Node.mono; zero while the forward is in flight
 }
 
+// expiry has no pointers, so the garbage collector does not scan the
+// queue, which holds rate × Timeout entries.
 type expiry struct {
 	id    Identity
-	until time.Time
+	until int64 // Node.mono
 }
 
 // RouterStats are a Router's counters.
@@ -123,7 +126,7 @@ func (r *Router) Stats() RouterStats {
 // it is a worker's reply.
 func (r *Router) ServeChirp(m *Message) {
 	from := addrKey(m.Addr)
-	now := m.node.now()
+	now := m.node.mono()
 	if r.worker(from) >= 0 {
 		r.mu.Lock()
 		rt, ok := r.routes[m.Identity]
@@ -155,12 +158,12 @@ func (r *Router) ServeChirp(m *Message) {
 // pick returns the index of the least-loaded worker that is not shunned
 // (of all, if all are), starting the search one further each time so that
 // ties go round robin.
-func (r *Router) pick(now time.Time) int {
+func (r *Router) pick(now int64) int {
 	start := int(r.turn.Add(1)) % len(r.workers)
 	best, bestLoad, bestOK := -1, int64(0), false
 	for i := range r.workers {
 		j := (start + i) % len(r.workers)
-		ok := r.shunned[j].Load() <= now.UnixNano()
+		ok := r.shunned[j].Load() <= now
 		l := r.load[j].Load()
 		if best < 0 || ok && !bestOK || ok == bestOK && l < bestLoad {
 			best, bestLoad, bestOK = j, l, ok
@@ -210,10 +213,10 @@ func (r *Router) forwarded1(m *Message, err error) {
 	}
 	if err != nil {
 		if w >= 0 {
-			r.shunned[w].Store(m.node.now().Add(m.node.s.timeout).UnixNano())
+			r.shunned[w].Store(m.node.mono() + int64(m.node.s.timeout))
 		}
 		r.mu.Lock()
-		if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until.IsZero() {
+		if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until == 0 {
 			delete(r.routes, m.Identity)
 		}
 		r.mu.Unlock()
@@ -221,13 +224,13 @@ func (r *Router) forwarded1(m *Message, err error) {
 		return
 	}
 	r.forwarded.Add(1)
-	now := m.node.now()
+	now := m.node.mono()
 	if w >= 0 && r.shunned[w].Load() != 0 {
 		r.shunned[w].Store(0) // it answers again
 	}
-	until := now.Add(m.node.s.timeout)
+	until := now + int64(m.node.s.timeout)
 	r.mu.Lock()
-	if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until.IsZero() {
+	if rt, ok := r.routes[m.Identity]; ok && rt.worker == m.Addr && rt.until == 0 {
 		rt.until = until
 		r.routes[m.Identity] = rt
 		r.expiring = append(r.expiring, expiry{m.Identity, until})
@@ -278,14 +281,14 @@ func (r *Router) refuse(m *Message, onLoop bool) {
 }
 
 // expire forgets the routes whose reply window ended (r.mu held).
-func (r *Router) expire(now time.Time) {
+func (r *Router) expire(now int64) {
 	for r.head < len(r.expiring) {
 		e := r.expiring[r.head]
-		if e.until.After(now) {
+		if e.until > now {
 			break
 		}
 		r.head++
-		if rt, ok := r.routes[e.id]; ok && rt.until.Equal(e.until) {
+		if rt, ok := r.routes[e.id]; ok && rt.until == e.until {
 			delete(r.routes, e.id)
 		}
 	}

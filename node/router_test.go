@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -200,4 +201,37 @@ func TestRouterForgetsRoutes(t *testing.T) {
 	if st := rt.Stats(); st.Routes != 1 {
 		t.Errorf("routes after the reply window: %+v", st)
 	}
+}
+
+// TestRouterExpiryQueueHoldsNoPointers: the queue of route expiries holds
+// rate × Timeout entries (700,000 at 140k forwards/s and 5 s). With a
+// pointer in an entry (a time.Time has one) the garbage collector scans it
+// all in every cycle: 5.6 % of a relay's CPU at that rate (perf record).
+func TestRouterExpiryQueueHoldsNoPointers(t *testing.T) {
+	if p := pointerIn(reflect.TypeFor[expiry]()); p != "" {
+		t.Fatalf("expiry holds a pointer: %s", p)
+	}
+}
+
+// pointerIn names a field of t that is or holds a pointer, "" if none does.
+func pointerIn(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	case reflect.Array:
+		if t.Len() == 0 {
+			return ""
+		}
+		return pointerIn(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if p := pointerIn(t.Field(i).Type); p != "" {
+				return t.Field(i).Name + "." + p
+			}
+		}
+		return ""
+	}
+	return t.String()
 }
