@@ -126,3 +126,39 @@ func BenchmarkPass(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPassSizes measures asynchronous passes with 16 in flight, in
+// plaintext and over TLS (both nodes encrypting), for the bench's three
+// sizes: the in-process counterpart of chirp bench's async pooled16 rows
+// and their TLS twins, steadier than two processes for comparing builds
+// (go test -bench PassSizes -count 6 | benchstat). allocs/op over TLS is
+// crypto/tls's (see TestTLSPassAllocatesOnlyInCryptoTLS).
+func BenchmarkPassSizes(b *testing.B) {
+	chain := chainFiles(b, "bench CA", 1)[0]
+	for _, useTLS := range []bool{false, true} {
+		for _, size := range []int{5, 1024, 65536} {
+			name := fmt.Sprintf("plain/%dB", size)
+			cfg, to := testConfig(true, nil), addr
+			if useTLS {
+				name = fmt.Sprintf("tls/%dB", size)
+				cfg, to = tlsConfig(true, nil, chain), func(n *Node) string { return at("127.0.0.2", n) }
+			}
+			b.Run(name, func(b *testing.B) {
+				r := newPassRigWith(b, ReceiveInline, 16, cfg, to)
+				for _, m := range r.msgs {
+					m.Data = make([]byte, size)
+				}
+				if err := r.run(100); err != nil { // connect, warm up
+					b.Fatal(err)
+				}
+				b.SetBytes(int64(2 * size))
+				b.ReportAllocs()
+				b.ResetTimer()
+				if err := r.run(b.N); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+			})
+		}
+	}
+}
