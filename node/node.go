@@ -65,7 +65,6 @@ type Node struct {
 	processing bool
 	flushing   bool // flushDirty runs
 	dirty      []*remote
-	epoch      time.Time // when Start began: the base of now
 }
 
 // Start validates cfg, listens, and returns the running node. Errors wrap
@@ -85,7 +84,6 @@ func Start(cfg Config) (*Node, error) {
 		space:   make(chan struct{}, 1),
 		watched: make(chan struct{}),
 		done:    make(chan struct{}),
-		epoch:   time.Now(),
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
@@ -383,16 +381,20 @@ func (n *Node) shutdownWith(err error) {
 	}
 }
 
+// epoch is the base of the nodes' clock: one for the process, so that
+// times of different nodes compare (a Router may serve several).
+var epoch = time.Now()
+
 // now is the node's clock, read for every message received and sent.
 // time.Now reads the wall clock and the monotonic clock (two vDSO calls);
-// now reads only the monotonic one and adds it to the node's start. The
-// times are for durations and order within this process, which Sub and
-// After take from the monotonic reading, as they do for time.Now's.
-func (n *Node) now() time.Time { return n.epoch.Add(time.Since(n.epoch)) }
+// now reads only the monotonic one and adds it to epoch. The times are for
+// durations and order within this process, which Sub and After take from
+// the monotonic reading, as they do for time.Now's.
+func (n *Node) now() time.Time { return epoch.Add(time.Since(epoch)) }
 
-// mono is the node's clock as nanoseconds since Start, for state that keeps
-// many times and should hold no pointers (the router's routes).
-func (n *Node) mono() int64 { return int64(time.Since(n.epoch)) }
+// mono is the nodes' clock as nanoseconds since epoch, for state that
+// keeps many times and should hold no pointers (the router's routes).
+func (n *Node) mono() int64 { return int64(time.Since(epoch)) }
 
 // loopHandler receives the reactor's events.
 type loopHandler struct{ n *Node }
