@@ -20,18 +20,7 @@ func TestPassAllocatesNothing(t *testing.T) {
 		for _, mode := range []ReceiveMode{ReceiveInline, ReceiveWorkers} {
 			for _, inflight := range []int{1, 16} {
 				t.Run(fmt.Sprintf("async=%v/%v/inflight=%d", async, mode, inflight), func(t *testing.T) {
-					r := newPassRig(t, async, mode, inflight)
-					if err := r.run(500); err != nil { // connect, grow queues, fill the pool
-						t.Fatal(err)
-					}
-					var before, after runtime.MemStats
-					runtime.ReadMemStats(&before)
-					if err := r.run(passes); err != nil {
-						t.Fatal(err)
-					}
-					runtime.ReadMemStats(&after)
-					allocs := after.Mallocs - before.Mallocs
-					t.Logf("%d allocations in %d passes", allocs, passes)
+					allocs := allocsOfPasses(t, newPassRig(t, async, mode, inflight), passes)
 					// A few stray allocations of the runtime (timers, the GC)
 					// are tolerated; one per 20 passes is not.
 					if allocs > passes/20 {
@@ -67,21 +56,29 @@ func TestTLSPassAllocatesOnlyInCryptoTLS(t *testing.T) {
 		t.Run(fmt.Sprintf("async=%v/inflight=%d", tc.async, tc.inflight), func(t *testing.T) {
 			r := newPassRigWith(t, ReceiveInline, tc.inflight, tlsConfig(tc.async, nil, chain),
 				func(n *Node) string { return at("127.0.0.2", n) })
-			if err := r.run(500); err != nil {
-				t.Fatal(err)
-			}
-			var before, after runtime.MemStats
-			runtime.ReadMemStats(&before)
-			if err := r.run(passes); err != nil {
-				t.Fatal(err)
-			}
-			runtime.ReadMemStats(&after)
-			allocs := after.Mallocs - before.Mallocs
-			t.Logf("%d allocations in %d passes (%.2f per pass)", allocs, passes, float64(allocs)/passes)
+			allocs := allocsOfPasses(t, r, passes)
 			if limit := uint64(tc.perPass*passes) + passes/20; allocs > limit {
 				t.Errorf("%d allocations in %d passes (%.2f per pass), want at most %.0f per pass (crypto/tls's)",
 					allocs, passes, float64(allocs)/passes, tc.perPass)
 			}
 		})
 	}
+}
+
+// allocsOfPasses warms r up (connect, grow queues, fill the pools), then
+// counts the allocations of passes passes.
+func allocsOfPasses(t *testing.T, r *passRig, passes int) uint64 {
+	t.Helper()
+	if err := r.run(500); err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := r.run(passes); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	allocs := after.Mallocs - before.Mallocs
+	t.Logf("%d allocations in %d passes (%.2f per pass)", allocs, passes, float64(allocs)/float64(passes))
+	return allocs
 }
