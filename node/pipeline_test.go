@@ -92,19 +92,33 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 	}
 
 	// A burst of 16 in one write: the connection now splits.
-	got = replies(p, 16)
-	burst(p, 16, -1)
-	for i := 0; i < 16; i++ {
-		if _, ok := <-got; !ok {
-			t.Fatalf("burst of 16: only %d replies", i)
-		}
-	}
+	echoBurst(t, p, 16)
 
 	// The next burst of 16, held at its 6th message: the replies to the
 	// first quarter are on their way meanwhile, and no more.
-	got = replies(p, 16)
+	expectHeldBurst(t, p, g, 4, "quarters of 16")
+}
+
+// echoBurst sends a burst of k frames in one write and reads the k replies.
+func echoBurst(t *testing.T, p *rawPeer, k int) {
+	t.Helper()
+	got := replies(p, k)
+	burst(p, k, -1)
+	for i := 0; i < k; i++ {
+		if _, ok := <-got; !ok {
+			t.Fatalf("burst of %d: only %d replies", k, i)
+		}
+	}
+}
+
+// expectHeldBurst sends a burst of 16 held at its 6th message and checks
+// that exactly want replies leave while it is held (why says which part
+// size that means); then it lets the burst finish.
+func expectHeldBurst(t *testing.T, p *rawPeer, g *gatedEcho, want int, why string) {
+	t.Helper()
+	got := replies(p, 16)
 	burst(p, 16, 5)
-	for i := 0; i < 4; i++ {
+	for i := 0; i < want; i++ {
 		select {
 		case _, ok := <-got:
 			if !ok {
@@ -112,47 +126,21 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 			}
 		case <-time.After(rawIOTimeout / 2):
 			g.open <- struct{}{}
-			t.Fatalf("%d replies, not 4, left while the 6th message of a burst of 16 was being handled", i)
+			t.Fatalf("%d replies, not %d (%s), left while the 6th message of a burst of 16 was being handled", i, want, why)
 		}
 	}
 	select {
 	case <-got:
-		t.Fatal("5 replies left while the 6th message was being handled: parts smaller than a quarter")
+		g.open <- struct{}{}
+		t.Fatalf("more than %d replies left while the 6th message of a burst of 16 was being handled: parts smaller than %s", want, why)
 	case <-time.After(300 * time.Millisecond):
 	}
 	g.open <- struct{}{}
-	for i := 4; i < 16; i++ {
+	for i := want; i < 16; i++ {
 		if _, ok := <-got; !ok {
 			t.Fatalf("burst of 16: only %d replies", i)
 		}
 	}
-}
-
-// heldBurstReplies sends a burst of 16 held at its 6th message and counts
-// the replies that leave while it is held, then lets it finish.
-func heldBurstReplies(t *testing.T, p *rawPeer, g *gatedEcho) int {
-	t.Helper()
-	got := replies(p, 16)
-	burst(p, 16, 5)
-	n := 0
-	for quiet := false; !quiet; {
-		select {
-		case _, ok := <-got:
-			if !ok {
-				t.Fatalf("reply stream ended after %d replies", n)
-			}
-			n++
-		case <-time.After(300 * time.Millisecond):
-			quiet = true
-		}
-	}
-	g.open <- struct{}{}
-	for i := n; i < 16; i++ {
-		if _, ok := <-got; !ok {
-			t.Fatalf("burst of 16: only %d replies", i)
-		}
-	}
-	return n
 }
 
 // TestBurstSplitFollowsTheTraffic: a connection that once carried a burst
@@ -165,36 +153,16 @@ func TestBurstSplitFollowsTheTraffic(t *testing.T) {
 	p := dialRawPeer(t, n)
 	p.expectHandshake(n)
 
-	got := replies(p, 32)
-	burst(p, 32, -1)
-	for i := 0; i < 32; i++ {
-		if _, ok := <-got; !ok {
-			t.Fatalf("burst of 32: only %d replies", i)
-		}
-	}
-	if k := heldBurstReplies(t, p, g); k != 0 {
-		t.Fatalf("after a burst of 32, %d replies left while the 6th message of 16 was held, want 0 (parts of 8)", k)
-	}
+	echoBurst(t, p, 32)
+	expectHeldBurst(t, p, g, 0, "parts of 8, after a burst of 32")
 
 	// One message a read, each answered before the next: two windows, as
 	// the window in progress began before them.
-	for i := 0; i < 2*burstWindow; i++ {
-		got := replies(p, 1)
-		burst(p, 1, -1)
-		if _, ok := <-got; !ok {
-			t.Fatalf("single message %d: no reply", i)
-		}
+	for range 2 * burstWindow {
+		echoBurst(t, p, 1)
 	}
-	got = replies(p, 16)
-	burst(p, 16, -1) // a read of 16 sets the size again
-	for i := 0; i < 16; i++ {
-		if _, ok := <-got; !ok {
-			t.Fatalf("burst of 16: only %d replies", i)
-		}
-	}
-	if k := heldBurstReplies(t, p, g); k != 4 {
-		t.Fatalf("after %d reads of one message, %d replies left while the 6th message of 16 was held, want 4 (quarters)", 2*burstWindow, k)
-	}
+	echoBurst(t, p, 16) // a read of 16 sets the size again
+	expectHeldBurst(t, p, g, 4, "quarters of 16, after reads of one message")
 }
 
 // TestPipelinedBurstsBeyondTheSlots runs 64 echoes in flight through 16
