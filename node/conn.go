@@ -334,7 +334,8 @@ func (n *Node) handshake(c *conn) {
 	key := netip.AddrPortFrom(c.rc.RemoteAddr().Addr(), hs.Port)
 	rem := n.remoteFor(key)
 	c.remote = rem
-	rem.progressed(n.now()) // a connection that works: a frozen peer sends no handshake
+	n.touch(c)               // the remote is in use from now on (decode's touch came before it was known)
+	rem.progressed(c.active) // a connection that works: a frozen peer sends no handshake
 	// The connection whose handshake completed last is the current one;
 	// the one it replaces stays open until idle (simultaneous connects).
 	if old := rem.conn; old != nil && old != c {
@@ -395,9 +396,6 @@ func (n *Node) frame(c *conn) {
 		m.RemoteIdentity = c.peerID
 		m.ackWanted, m.slot, m.conn, m.node = h.Type&codec.ReqAck != 0, s, c, n
 		m.held.Store(true)
-		if rem := c.remote; rem != nil && rem.active.Before(c.active) {
-			rem.active = c.active // decode noted the time; a handshake in its data may have set c.remote since
-		}
 		n.stats.msgIn.Add(1)
 		n.stats.bytesIn.Add(uint64(len(f.Header) + len(f.Data)))
 		n.stats.slotsInUse.Add(1)
