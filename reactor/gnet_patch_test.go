@@ -3,6 +3,7 @@ package reactor
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"reflect"
@@ -146,6 +147,64 @@ func TestLoopLetsTheGoroutinesItReadiedRunFirst(t *testing.T) {
 	}
 	if wakes > rounds/4 {
 		t.Errorf("%d wake-up datagrams for %d answers submitted while the loop yielded", wakes, rounds)
+	}
+}
+
+// TestYieldInACallback: a callback that readied a goroutine lets it run
+// at once with Reactor.Yield. What the goroutine submits meanwhile needs
+// no wake-up datagram and still runs before the loop sleeps, even though
+// the callback does not take it: the loop would otherwise sleep with a
+// closure queued and the connection's answer never left.
+func TestYieldInACallback(t *testing.T) {
+	guard(t)
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	type job struct {
+		c *Conn
+		b []byte
+	}
+	work := make(chan job, 1)
+	var rp atomic.Pointer[Reactor]
+	go func() {
+		for j := range work {
+			_ = rp.Load().Submit(func() { _ = j.c.Write(j.b) })
+		}
+	}()
+	defer close(work)
+	var yielded atomic.Int64
+	h := &funcs{data: func(c *Conn, b []byte) int {
+		work <- job{c, append([]byte(nil), b...)}
+		if rp.Load().Yield() {
+			yielded.Add(1)
+		}
+		return len(b)
+	}}
+	r, err := Start(Config{ListenV4: "127.0.0.1", Handler: h})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	rp.Store(r)
+	defer r.Close()
+	c := dialTCP(t, fmt.Sprintf("127.0.0.1:%d", r.Port()))
+
+	const rounds = 20
+	wakes := r.wakes.Load()
+	for i := 0; i < rounds; i++ {
+		_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+		msg := []byte{'a' + byte(i)}
+		if _, err := c.Write(msg); err != nil {
+			t.Fatalf("write: %v", err)
+		}
+		var got [1]byte
+		if _, err := io.ReadFull(c, got[:]); err != nil || got != [1]byte(msg) {
+			t.Fatalf("round %d: answer %q, %v: the answer submitted during the yield did not run", i, got, err)
+		}
+	}
+	wakes = r.wakes.Load() - wakes
+	if y := yielded.Load(); y < rounds*3/4 {
+		t.Errorf("Yield yielded %d times of %d with a goroutine readied", y, rounds)
+	}
+	if wakes > rounds/4 {
+		t.Errorf("%d wake-up datagrams for %d answers submitted during a yield", wakes, rounds)
 	}
 }
 

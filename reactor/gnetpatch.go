@@ -68,8 +68,34 @@ func withBeforeBlock(f func() bool) gnet.Option {
 //
 // While the loop yields, Submit skips the wake-up datagram: the loop runs
 // what was submitted meanwhile as soon as it is back, and reports that it
-// did work, so that gnet polls again before it sleeps.
+// did work, so that gnet polls again before it sleeps. The same holds for
+// what was submitted while a callback yielded (Yield).
 func (r *Reactor) beforeBlock() bool {
+	if !r.Yield() && !r.queuedInYield {
+		return false
+	}
+	r.queuedInYield = false
+	r.mu.Lock()
+	queued := len(r.queue) > 0
+	r.mu.Unlock()
+	if !queued {
+		return false
+	}
+	r.drain()
+	return true
+}
+
+// Yield lets the goroutines that wait to run (those the loop just readied:
+// a handler worker, a Send's caller) run on the loop's thread now, if there
+// are any, and reports whether it yielded. Closures they submit meanwhile
+// are queued without a wake-up datagram; the loop runs them before it next
+// sleeps, or the caller takes what it needs of them first. On the loop
+// only, in a callback. Without the gnet patch it does nothing: the loop
+// would not run those closures before it sleeps.
+func (r *Reactor) Yield() bool {
+	if beforeBlockIndex == nil {
+		return false // no beforeBlock would run what is queued meanwhile
+	}
 	metrics.Read(r.runnable[:])
 	if v := r.runnable[0].Value; v.Kind() != metrics.KindUint64 || v.Uint64() == 0 {
 		return false
@@ -80,11 +106,7 @@ func (r *Reactor) beforeBlock() bool {
 	runtime.Gosched()
 	r.mu.Lock()
 	r.yielding = false
-	queued := len(r.queue) > 0
+	r.queuedInYield = r.queuedInYield || len(r.queue) > 0
 	r.mu.Unlock()
-	if !queued {
-		return false
-	}
-	r.drain()
 	return true
 }

@@ -167,13 +167,14 @@ type Reactor struct {
 	gnetErr    atomic.Pointer[string] // the last error gnet logged
 
 	// submission queue, guarded by mu
-	mu          sync.Mutex
-	queue       []func()
-	scheduled   bool
-	closed      bool // Submit refuses
-	closeCalled bool
-	yielding    bool     // the loop yields and runs the queue afterwards (beforeBlock): no wake-up needed
-	spare       []func() // loop only
+	mu            sync.Mutex
+	queue         []func()
+	scheduled     bool
+	closed        bool // Submit refuses
+	closeCalled   bool
+	yielding      bool     // the loop yields and runs the queue afterwards (beforeBlock): no wake-up needed
+	queuedInYield bool     // loop-owned: closures were queued while the loop yielded, without a wake-up
+	spare         []func() // loop only
 
 	ctx    context.Context // cancelled by Close: aborts dials
 	cancel context.CancelFunc
