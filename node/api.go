@@ -364,6 +364,22 @@ func (n *Node) deliver(m *Message) {
 			m.refs.Store(2) // the handler and the slot
 		}
 		n.work.push(m)
+		n.handedOut = true
+	}
+}
+
+// handOver is called between the parts of a burst (see splitBurst). If
+// messages of the part went to handler workers that have not taken them
+// yet, they run on the loop's thread now (Reactor.Yield) and the sends and
+// releases they posted are taken, so that their replies leave with this
+// part rather than after the whole read. On the loop.
+func (n *Node) handOver() {
+	if !n.handedOut {
+		return
+	}
+	n.handedOut = false
+	if n.work.waiting() && n.r.Yield() {
+		n.drainInbox()
 	}
 }
 

@@ -127,6 +127,26 @@ func BenchmarkPass(b *testing.B) {
 	}
 }
 
+// BenchmarkWorkerPass is BenchmarkPass/async with handler workers on both
+// nodes (the default receive style): every message goes from the loop to a
+// worker goroutine and its reply back through the loop.
+func BenchmarkWorkerPass(b *testing.B) {
+	for _, inflight := range []int{1, 16} {
+		b.Run(fmt.Sprintf("async/inflight=%d", inflight), func(b *testing.B) {
+			r := newPassRig(b, true, ReceiveWorkers, inflight)
+			if err := r.run(100); err != nil { // connect, warm up
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			if err := r.run(b.N); err != nil {
+				b.Fatal(err)
+			}
+			b.StopTimer()
+		})
+	}
+}
+
 // BenchmarkEchoSizes measures asynchronous passes with 16 in flight, in
 // plaintext and over TLS (both nodes encrypting), for the bench's three
 // sizes: the in-process counterpart of chirp bench's async pooled16 rows

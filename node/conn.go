@@ -403,6 +403,7 @@ func (n *Node) frame(c *conn) {
 		c.burst++
 		if c.sinceFlush++; c.burstMax >= splitBurst && c.sinceFlush >= c.burstMax/4 && n.processing {
 			c.sinceFlush = 0
+			n.handOver()
 			n.flushDirty()
 		}
 	}

@@ -11,6 +11,7 @@ type inbox struct {
 	mu        sync.Mutex
 	ops       []inboxOp
 	spare     []inboxOp // loop-owned
+	draining  bool      // loop-owned: drainInbox runs
 	scheduled bool
 	drainFn   func()
 	closed    bool  // the loop is gone: post fails ops itself, with err
@@ -73,6 +74,14 @@ func (n *Node) closeInbox(err error) {
 
 func (n *Node) drainInbox() {
 	in := &n.in
+	if in.draining {
+		// An op of the running drain led here (a send that finished
+		// resumed a connection, whose decode hands over): what was
+		// posted since waits for the next drain, already submitted.
+		return
+	}
+	in.draining = true
+	defer func() { in.draining = false }()
 	in.mu.Lock()
 	ops := in.ops
 	in.ops = in.spare[:0]

@@ -64,6 +64,7 @@ type Node struct {
 	// process runs one remote at a time; requests made meanwhile wait here
 	processing bool
 	flushing   bool // flushDirty runs
+	handedOut  bool // messages went to handler workers since the last handOver
 	dirty      []*remote
 }
 

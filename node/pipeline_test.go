@@ -2,7 +2,10 @@ package node
 
 import (
 	"bytes"
+	"fmt"
 	"io"
+	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -99,6 +102,53 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 	expectHeldBurst(t, p, g, 4, "quarters of 16")
 }
 
+// TestWorkerRepliesLeaveInQuarters: with handler workers, a burst's
+// replies leave in quarters too. Between the parts the loop lets the
+// workers it handed the part to run on its thread (one P here, as on a
+// machine whose other CPUs are busy), takes their sends and writes them,
+// before it decodes the next part. Otherwise the workers ran only once the
+// loop was done with the whole read, and all replies left together.
+//
+// A yield can come back before the workers ran (the scheduler takes from
+// the global run queue first on one schedule in 61), so the test wants
+// three bursts of five split, not all.
+func TestWorkerRepliesLeaveInQuarters(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	type seen struct{ in, out uint64 } // the node's counts when a handler ran
+	var mu sync.Mutex
+	saw := map[byte]seen{} // by the message's index in its burst
+	h := HandlerFunc(func(m *Message) {
+		st := m.Node().Stats()
+		mu.Lock()
+		saw[m.Identity[0]] = seen{st.MessagesIn, st.MessagesOut}
+		mu.Unlock()
+		_ = m.Node().SendAsync(m, nil)
+	})
+	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveWorkers, Workers: 4, Handler: h})
+	p := dialRawPeer(t, n)
+	p.expectHandshake(n)
+	echoBurst(t, p, 16) // the connection splits from now on
+
+	split := 0
+	var last string
+	for range 5 {
+		before := n.Stats()
+		echoBurst(t, p, 16)
+		mu.Lock()
+		first, fifth := saw[0], saw[4]
+		mu.Unlock()
+		in, out := first.in-before.MessagesIn, fifth.out-before.MessagesOut
+		if in == 4 && out >= 4 {
+			split++
+		}
+		last = fmt.Sprintf("the first message's handler ran after %d messages of the burst were decoded "+
+			"(want 4, a quarter), the fifth's after %d replies were written (want the first quarter's 4)", in, out)
+	}
+	if split < 3 {
+		t.Fatalf("%d of 5 bursts of 16 left in quarters, want 3 or more; in the last one %s", split, last)
+	}
+}
+
 // echoBurst sends a burst of k frames in one write and reads the k replies.
 func echoBurst(t *testing.T, p *rawPeer, k int) {
 	t.Helper()
@@ -169,7 +219,9 @@ func TestBurstSplitFollowsTheTraffic(t *testing.T) {
 // slots, plaintext and TLS: bursts are split (splitBurst), reading pauses
 // and resumes when slots free up, and a send that finishes during a split's
 // flush resumes a connection whose decode flushes again. That nested flush
-// once crashed the echo node.
+// once crashed the echo node. With handler workers, the loop also yields to
+// them and takes their sends between the parts (handOver), inside the TLS
+// session's Feed when encrypted.
 func TestPipelinedBurstsBeyondTheSlots(t *testing.T) {
 	chain := chainFiles(t, "pipeline CA", 1)[0]
 	for _, tc := range []struct {
@@ -180,11 +232,17 @@ func TestPipelinedBurstsBeyondTheSlots(t *testing.T) {
 		{"plaintext", testConfig(true, nil), addr},
 		{"tls", tlsConfig(true, nil, chain), func(n *Node) string { return at("127.0.0.2", n) }},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := newPassRigWith(t, ReceiveInline, 64, tc.cfg, tc.at)
-			if err := r.run(20000); err != nil {
-				t.Fatal(err)
-			}
-		})
+		for _, mode := range []ReceiveMode{ReceiveInline, ReceiveWorkers} {
+			t.Run(fmt.Sprintf("%s/%v", tc.name, mode), func(t *testing.T) {
+				r := newPassRigWith(t, mode, 64, tc.cfg, tc.at)
+				passes := 20000
+				if mode == ReceiveWorkers {
+					passes = 100000 // nested hand-overs are rarer: a run of 20000 met one about every other time
+				}
+				if err := r.run(passes); err != nil {
+					t.Fatal(err)
+				}
+			})
+		}
 	}
 }

@@ -58,6 +58,13 @@ func (w *workQueue) push(m *Message) {
 	w.cond.Signal()
 }
 
+// waiting reports whether messages wait for a worker to take them.
+func (w *workQueue) waiting() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.q.len() > 0
+}
+
 func (w *workQueue) run() {
 	defer w.wg.Done()
 	h := w.n.s.Handler
