@@ -335,6 +335,7 @@ func (q *msgQueue) close() { q.once.Do(func() { close(q.closed) }) }
 func (n *Node) deliver(m *Message) {
 	m.refs.Store(keepForever)
 	if n.waiters.take(m) {
+		n.readied = true
 		return
 	}
 	n.trackHeld(m)
@@ -345,6 +346,7 @@ func (n *Node) deliver(m *Message) {
 			m.refs.Store(1) // the slot; Recv hands out a copy
 		}
 		n.recvQ.push(m)
+		n.readied = true
 	case n.s.Receive == ReceiveInline:
 		if auto {
 			m.refs.Store(2) // the handler and the slot
@@ -369,16 +371,15 @@ func (n *Node) deliver(m *Message) {
 }
 
 // handOver is called between the parts of a burst (see splitBurst). If
-// messages of the part went to handler workers that have not taken them
-// yet, they run on the loop's thread now (Reactor.Yield) and the sends and
-// releases they posted are taken, so that their replies leave with this
-// part rather than after the whole read. On the loop.
+// messages of the part went to goroutines that may not have run yet
+// (handler workers that have not taken theirs, Request callers, Recv),
+// they run on the loop's thread now (Reactor.Yield) and the sends and
+// releases they posted are taken, so that their replies and next requests
+// leave with this part rather than after the whole read. On the loop.
 func (n *Node) handOver() {
-	if !n.handedOut {
-		return
-	}
-	n.handedOut = false
-	if n.work.waiting() && n.r.Yield() {
+	run := n.readied || n.handedOut && n.work.waiting()
+	n.handedOut, n.readied = false, false
+	if run && n.r.Yield() {
 		n.drainInbox()
 	}
 }

@@ -1,7 +1,9 @@
 package node
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,6 +147,38 @@ func BenchmarkWorkerPass(b *testing.B) {
 			b.StopTimer()
 		})
 	}
+}
+
+// BenchmarkRequests measures Request with 16 goroutines requesting at
+// once, each waiting for its answer before it asks again, against an
+// inline echo node in the same process: one op is one request and its
+// answer. Request copies the answer, so it allocates.
+func BenchmarkRequests(b *testing.B) {
+	en := new(*Node)
+	ecfg := testConfig(true, nil)
+	ecfg.Handler, ecfg.Receive = autoEcho(ReceiveInline, en), ReceiveInline
+	*en = startNode(b, ecfg)
+	tx := startNode(b, testConfig(true, nil))
+	to := addr(*en)
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m, _ := NewMessage(to, []byte("hello"))
+			for left.Add(-1) >= 0 {
+				if _, err := tx.Request(context.Background(), m); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // BenchmarkEchoSizes measures asynchronous passes with 16 in flight, in

@@ -65,6 +65,7 @@ type Node struct {
 	processing bool
 	flushing   bool // flushDirty runs
 	handedOut  bool // messages went to handler workers since the last handOver
+	readied    bool // and to Request callers or Recv
 	dirty      []*remote
 }
 

@@ -108,10 +108,6 @@ func TestBurstRepliesLeaveInQuarters(t *testing.T) {
 // machine whose other CPUs are busy), takes their sends and writes them,
 // before it decodes the next part. Otherwise the workers ran only once the
 // loop was done with the whole read, and all replies left together.
-//
-// A yield can come back before the workers ran (the scheduler takes from
-// the global run queue first on one schedule in 61), so the test wants
-// three bursts of five split, not all.
 func TestWorkerRepliesLeaveInQuarters(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	type seen struct{ in, out uint64 } // the node's counts when a handler ran
@@ -127,25 +123,107 @@ func TestWorkerRepliesLeaveInQuarters(t *testing.T) {
 	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveWorkers, Workers: 4, Handler: h})
 	p := dialRawPeer(t, n)
 	p.expectHandshake(n)
-	echoBurst(t, p, 16) // the connection splits from now on
-
-	split := 0
-	var last string
-	for range 5 {
+	expectQuarters(t, "handler workers", func() (bool, string) {
 		before := n.Stats()
 		echoBurst(t, p, 16)
 		mu.Lock()
-		first, fifth := saw[0], saw[4]
-		mu.Unlock()
-		in, out := first.in-before.MessagesIn, fifth.out-before.MessagesOut
-		if in == 4 && out >= 4 {
+		defer mu.Unlock()
+		in, out := saw[0].in-before.MessagesIn, saw[4].out-before.MessagesOut
+		return in == 4 && out >= 4, fmt.Sprintf("the first handler ran after %d messages were decoded (want 4), "+
+			"the fifth after %d replies were written (want 4)", in, out)
+	})
+}
+
+// TestRequestCallersRunBetweenQuarters: replies to concurrent Requests
+// that arrive as one burst reach their callers a quarter at a time, so
+// that their next requests can leave while the rest is decoded. One P, as
+// above; three rounds of five must show it.
+func TestRequestCallersRunBetweenQuarters(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	n := startNode(t, Config{Asynchronous: true})
+	p := dialRawPeer(t, n)
+	p.expectHandshake(n)
+	to := fmt.Sprintf("127.0.0.1:%d", p.port)
+	expectQuarters(t, "Request callers", func() (bool, string) {
+		before := n.Stats().MessagesIn
+		seen := make(chan uint64, 16) // messages decoded when each caller got its reply
+		for range 16 {
+			go func() {
+				m, _ := NewMessage(to, []byte("request"))
+				if _, err := n.Request(ctxT(t), m); err != nil {
+					t.Error(err)
+				}
+				seen <- n.Stats().MessagesIn - before
+			}()
+		}
+		var b []byte // all replies in one write
+		for range 16 {
+			f := p.readFrame()
+			b = append(b, p.frame(0, f.Identity, nil, f.Data)...)
+		}
+		p.write(b)
+		first := uint64(16)
+		for range 16 {
+			first = min(first, <-seen)
+		}
+		return first == 4, fmt.Sprintf("the first caller got its reply after %d messages were decoded (want 4)", first)
+	})
+}
+
+// TestRecvRunsBetweenQuarters: a goroutine in Recv gets a burst's messages
+// a quarter at a time too.
+func TestRecvRunsBetweenQuarters(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	n := startNode(t, Config{Asynchronous: true, Receive: ReceiveQueue})
+	p := dialRawPeer(t, n)
+	p.expectHandshake(n)
+	expectQuarters(t, "Recv", func() (bool, string) {
+		before := n.Stats().MessagesIn
+		first := make(chan uint64, 1) // messages decoded when Recv returned the first
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for i := range 16 {
+				m, err := n.Recv(ctxT(t))
+				if err != nil {
+					t.Error(err)
+					first <- 0
+					return
+				}
+				if i == 0 {
+					first <- n.Stats().MessagesIn - before
+				}
+				_ = m.Release()
+			}
+		}()
+		// The burst must find the goroutine waiting in Recv: while this
+		// one sleeps, the P is free for it.
+		time.Sleep(2 * time.Millisecond)
+		burst(p, 16, -1)
+		got := <-first
+		<-done
+		return got == 4, fmt.Sprintf("the first Recv returned after %d messages were decoded (want 4)", got)
+	})
+}
+
+// expectQuarters runs round (a burst of 16 that reports whether its
+// messages reached their goroutines a quarter at a time, and what it saw)
+// once to make the connection split, then five times, and wants three or
+// more: a yield may come back before the goroutines ran (the scheduler
+// takes from the global run queue first on one schedule in 61).
+func expectQuarters(t *testing.T, who string, round func() (bool, string)) {
+	t.Helper()
+	round()
+	split, last := 0, ""
+	for range 5 {
+		ok, what := round()
+		if ok {
 			split++
 		}
-		last = fmt.Sprintf("the first message's handler ran after %d messages of the burst were decoded "+
-			"(want 4, a quarter), the fifth's after %d replies were written (want the first quarter's 4)", in, out)
+		last = what
 	}
 	if split < 3 {
-		t.Fatalf("%d of 5 bursts of 16 left in quarters, want 3 or more; in the last one %s", split, last)
+		t.Fatalf("%d of 5 bursts of 16 reached %s a quarter at a time, want 3 or more; in the last, %s", split, who, last)
 	}
 }
 
