@@ -102,6 +102,23 @@ func (r *passRig) run(k int) error {
 	return nil
 }
 
+// timePasses connects r and warms it up, then times b.N passes, reporting
+// allocations and, if bytesPerPass > 0, throughput.
+func timePasses(b *testing.B, r *passRig, bytesPerPass int64) {
+	if err := r.run(100); err != nil {
+		b.Fatal(err)
+	}
+	if bytesPerPass > 0 {
+		b.SetBytes(bytesPerPass)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	if err := r.run(b.N); err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+}
+
 // BenchmarkPass measures one pass: a message to an echo node and its echo
 // back, over loopback, in one process, with inline handlers (the echo node
 // is the zero-copy inline echo). inflight sends are kept in flight.
@@ -114,16 +131,7 @@ func BenchmarkPass(b *testing.B) {
 				mode = "async"
 			}
 			b.Run(fmt.Sprintf("%s/inflight=%d", mode, inflight), func(b *testing.B) {
-				r := newPassRig(b, async, ReceiveInline, inflight)
-				if err := r.run(100); err != nil { // connect, warm up
-					b.Fatal(err)
-				}
-				b.ReportAllocs()
-				b.ResetTimer()
-				if err := r.run(b.N); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
+				timePasses(b, newPassRig(b, async, ReceiveInline, inflight), 0)
 			})
 		}
 	}
@@ -135,16 +143,7 @@ func BenchmarkPass(b *testing.B) {
 func BenchmarkWorkerPass(b *testing.B) {
 	for _, inflight := range []int{1, 16} {
 		b.Run(fmt.Sprintf("async/inflight=%d", inflight), func(b *testing.B) {
-			r := newPassRig(b, true, ReceiveWorkers, inflight)
-			if err := r.run(100); err != nil { // connect, warm up
-				b.Fatal(err)
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			if err := r.run(b.N); err != nil {
-				b.Fatal(err)
-			}
-			b.StopTimer()
+			timePasses(b, newPassRig(b, true, ReceiveWorkers, inflight), 0)
 		})
 	}
 }
@@ -203,16 +202,7 @@ func BenchmarkEchoSizes(b *testing.B) {
 				for _, m := range r.msgs {
 					m.Data = make([]byte, size)
 				}
-				if err := r.run(100); err != nil { // connect, warm up
-					b.Fatal(err)
-				}
-				b.SetBytes(int64(2 * size))
-				b.ReportAllocs()
-				b.ResetTimer()
-				if err := r.run(b.N); err != nil {
-					b.Fatal(err)
-				}
-				b.StopTimer()
+				timePasses(b, r, int64(2*size))
 			})
 		}
 	}
