@@ -71,18 +71,12 @@ func withBeforeBlock(f func() bool) gnet.Option {
 // did work, so that gnet polls again before it sleeps. The same holds for
 // what was submitted while a callback yielded (Yield).
 func (r *Reactor) beforeBlock() bool {
-	if !r.Yield() && !r.queuedInYield {
+	r.Yield()
+	if !r.queuedInYield {
 		return false
 	}
 	r.queuedInYield = false
-	r.mu.Lock()
-	queued := len(r.queue) > 0
-	r.mu.Unlock()
-	if !queued {
-		return false
-	}
-	r.drain()
-	return true
+	return r.drain()
 }
 
 // Yield lets the goroutines that wait to run (those the loop just readied:

@@ -516,7 +516,8 @@ var wakeByte = [1]byte{'w'}
 // single read(2) takes from a socket.
 const readBufferCap = 256 << 10
 
-func (r *Reactor) drain() {
+// drain runs the submitted closures and reports whether there were any.
+func (r *Reactor) drain() bool {
 	r.mu.Lock()
 	q := r.queue
 	r.queue = r.spare[:0]
@@ -527,6 +528,7 @@ func (r *Reactor) drain() {
 		f()
 	}
 	r.spare = q[:0]
+	return len(q) > 0
 }
 
 // Close stops listening, closes every connection (each gets OnClose with
