@@ -113,6 +113,8 @@ type Report struct {
 	// BusyPoll is Options.BusyPoll: how long the nodes' loops polled
 	// before they slept.
 	BusyPoll time.Duration `json:"busy_poll_ns,omitempty"`
+	// Placement is Options.Placement: where the processes ran.
+	Placement string `json:"placement"`
 	// Peers says what each echo peer was ("sync", "async", "tls sync",
 	// "tls async", "tcp").
 	Peers   map[string]string `json:"peers"`
@@ -185,6 +187,10 @@ type Options struct {
 	// BusyPoll is the local node's node.Config.BusyPoll; EchoPeer and
 	// RelayPeer should start their peers with the same.
 	BusyPoll time.Duration
+	// Placement is where this process and the peers it started run, for
+	// the report (nil: free). Place pins them; EchoPeer, RelayPeer and
+	// TCPPeer should start their peers with its StartProcess.
+	Placement *Placement
 	// Progress receives a line per scenario while Run works (nil: none).
 	Progress io.Writer
 
@@ -386,7 +392,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep := &Report{
 		Started: time.Now(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 		CPUs: runtime.NumCPU(), Quick: o.Quick, Runs: o.Runs, RunTime: o.RunTime, Warmup: o.Warmup,
-		Style: o.Style, BusyPoll: o.BusyPoll, Peers: map[string]string{},
+		Style: o.Style, BusyPoll: o.BusyPoll, Placement: o.Placement.String(), Peers: map[string]string{},
 	}
 	b := &bench{ctx: ctx, o: o, rep: rep, total: len(o.Scenarios())}
 	fmt.Fprintf(o.Progress, "chirp bench: %d scenarios, each %d runs of %v after a %v warm-up\n",

@@ -23,6 +23,9 @@ func TestMain(m *testing.M) {
 		fmt.Printf("some noise first\n%s%d\n", Ready, e.Port())
 		time.Sleep(time.Minute)
 		os.Exit(0)
+	case "place":
+		placeChild()
+		os.Exit(0)
 	case "fail":
 		fmt.Fprintln(os.Stderr, "cannot listen: the reason")
 		os.Exit(3)

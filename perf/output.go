@@ -34,6 +34,9 @@ func WriteTable(w io.Writer, rep *Report) error {
 		}
 		fmt.Fprintf(bw, "handlers: %s\n", note)
 	}
+	if rep.Placement != "" {
+		fmt.Fprintf(bw, "placement: %s\n", rep.Placement)
+	}
 	if rep.BusyPoll > 0 {
 		fmt.Fprintf(bw, "busy poll: %v (both nodes' loops poll that long before they sleep)\n", rep.BusyPoll)
 	}

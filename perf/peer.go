@@ -62,6 +62,11 @@ const (
 // period, and waits for the child. The child is also killed when ctx ends,
 // and (on Linux) when this process dies.
 func StartProcess(ctx context.Context, host string, log io.Writer, name string, args ...string) (*Peer, error) {
+	return startProcess(ctx, -1, host, log, name, args...)
+}
+
+// startProcess is StartProcess with the child pinned to cpu (-1: not).
+func startProcess(ctx context.Context, cpu int, host string, log io.Writer, name string, args ...string) (*Peer, error) {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.SysProcAttr = childAttr()
 	cmd.WaitDelay = termGrace
@@ -75,7 +80,7 @@ func StartProcess(ctx context.Context, host string, log io.Writer, name string, 
 	} else {
 		cmd.Stderr = tail
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startOn(cmd, cpu); err != nil {
 		return nil, err
 	}
 	desc := fmt.Sprintf("child process %d (%s)", cmd.Process.Pid, strings.Join(append([]string{"chirp"}, args...), " "))

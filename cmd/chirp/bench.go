@@ -53,6 +53,7 @@ type benchOptions struct {
 	echoStyle  string
 	relay      bool
 	busyPoll   time.Duration
+	placement  string
 }
 
 func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
@@ -81,6 +82,9 @@ func setupBench(fs *flag.FlagSet) func(stdio, []string) error {
 	fs.BoolVar(&o.relay, "relay", true, "also measure relay sync single 5B and relay async pooled16 5B: the passes go through a\n"+
 		"chirp relay child in front of the echo peer, each against the same scenario direct (plaintext only)")
 	fs.DurationVar(&o.busyPoll, "busy-poll", 0, "-busy-poll of both nodes (the local one and the echo and relay children): how long their\nevent loops keep polling before they sleep, at most 10ms (0: sleep at once)")
+	fs.StringVar(&o.placement, "placement", perf.PlaceFree, "where the processes run (Linux): free (as the kernel places them), same (this process and the\n"+
+		"peers it starts on one CPU) or apart (this process on one CPU, its peers on another; a -target peer runs where\n"+
+		"it was started, e.g. under taskset). Single-in-flight figures depend on it most, see README")
 	return func(s stdio, args []string) error {
 		if len(args) > 0 {
 			return usageError{fmt.Sprintf("unexpected arguments %q", args)}
@@ -129,6 +133,16 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 	if err != nil {
 		return fmt.Errorf("finding this program to run its echo peers: %w", err)
 	}
+	switch o.placement {
+	case perf.PlaceFree, perf.PlaceSame, perf.PlaceApart:
+	default:
+		return usageError{fmt.Sprintf("-placement %q: want %s, %s or %s", o.placement, perf.PlaceFree, perf.PlaceSame, perf.PlaceApart)}
+	}
+	place, err := perf.Place(o.placement)
+	if err != nil {
+		return err
+	}
+	po.Placement = place
 	timeout := o.timeout.String()
 	busyPoll := "-busy-poll=" + o.busyPoll.String()
 	switch {
@@ -188,7 +202,7 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 			if po.Style == perf.StyleWorkers {
 				args = append(args, "-workers", "16")
 			}
-			return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
+			return place.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
 		}
 	}
 	po.RelayPeer = func(ctx context.Context, spec perf.PeerSpec, target string) (*perf.Peer, error) {
@@ -196,10 +210,10 @@ func runBench(ctx context.Context, s stdio, o benchOptions) error {
 		if spec.Async {
 			args = append(args, "-async")
 		}
-		return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
+		return place.StartProcess(ctx, "127.0.0.1", io.Discard, exe, args...)
 	}
 	po.TCPPeer = func(ctx context.Context) (*perf.Peer, error) {
-		return perf.StartProcess(ctx, "127.0.0.1", io.Discard, exe, "bench-peer", "-tcp-echo", "-bind", "127.0.0.1")
+		return place.StartProcess(ctx, "127.0.0.1", io.Discard, exe, "bench-peer", "-tcp-echo", "-bind", "127.0.0.1")
 	}
 
 	rep, runErr := perf.Run(ctx, po)

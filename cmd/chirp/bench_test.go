@@ -95,14 +95,15 @@ func TestBinary(t *testing.T) {
 	t.Run("bench quick", func(t *testing.T) {
 		jsonFile, chart := filepath.Join(dir, "bench.json"), filepath.Join(dir, "bench.svg")
 		out, err := runChild(t, exe, "", "bench", "-quick", "-runs", "1", "-run-time", "30ms", "-warmup", "10ms",
-			"-sizes", "5", "-inflight", "1,4", "-json", jsonFile, "-chart", chart, "-busy-poll", "20us")
+			"-sizes", "5", "-inflight", "1,4", "-json", jsonFile, "-chart", chart, "-busy-poll", "20us",
+			"-placement", "same")
 		if err != nil {
 			t.Fatalf("bench: %v\n%s", err, out)
 		}
 		for _, want := range []string{"tcp single 5B", "tcp pooled4 5B", "sync single 5B", "async pooled4 5B", "vs tcp", "spread", "child process",
 			"tls async pooled4 5B", "vs plain", "-always-encrypt", "handlers: inline",
 			"relay sync single 5B", "relay async pooled16 5B", "vs direct", "(chirp relay -port 0",
-			"busy poll: 20µs", "-busy-poll=20µs -tls-chain", "-busy-poll=20µs -to"} {
+			"busy poll: 20µs", "-busy-poll=20µs -tls-chain", "-busy-poll=20µs -to", "placement: same (this process and its peers on CPU"} {
 			if !strings.Contains(out, want) {
 				t.Errorf("bench output lacks %q:\n%s", want, out)
 			}
@@ -112,7 +113,8 @@ func TestBinary(t *testing.T) {
 			t.Fatalf("JSON report: %v\n%s", err, b)
 		}
 		// chan, 3 tcp (pooled16 for the async relay), 4 plain, 4 TLS, 2 relay
-		if len(rep.Results) != 14 || rep.Failed() != 0 || rep.Style != perf.StyleInline || rep.BusyPoll != 20*time.Microsecond {
+		if len(rep.Results) != 14 || rep.Failed() != 0 || rep.Style != perf.StyleInline || rep.BusyPoll != 20*time.Microsecond ||
+			!strings.HasPrefix(rep.Placement, "same") {
 			t.Errorf("JSON report: %+v", rep)
 		}
 		for _, r := range rep.Results {

@@ -314,6 +314,7 @@ func TestBadInputs(t *testing.T) {
 		{[]string{"send", "127.0.0.1:1", "x"}, []string{"CHIRP_TIMEOUT=soon"}, usage("send", `CHIRP_TIMEOUT="soon" is not a valid -timeout`), 2},
 		{[]string{"request", "127.0.0.1:1"}, nil, usage("request", "want HOST:PORT and DATA (- reads standard input)"), 2},
 		{[]string{"bench", "-echo-style", "fast"}, nil, usage("bench", `-echo-style "fast": want inline or workers`), 2},
+		{[]string{"bench", "-placement", "near"}, nil, usage("bench", `-placement "near": want free, same or apart`), 2},
 		{[]string{"bench", "-tls=false", "-tls-chain", "chain.pem"}, nil, usage("bench", "-tls-chain with -tls=false"), 2},
 		{[]string{"bench-peer"}, nil, usage("bench-peer", "bench-peer needs -tcp-echo and no arguments"), 2},
 		{[]string{"relay"}, nil, usage("relay", "-to is required: the nodes to forward to"), 2},
