@@ -65,4 +65,9 @@
 // expected to stay within 1.3x; sync single, bound by two wake-ups per round trip, and
 // anything measured while other work runs spread wider. A spread above 1.3x
 // says the figures of that run are not to be compared closely.
+//
+// Placement (Place, chirp bench -placement) takes the kernel's part out:
+// with the harness and its peers pinned to one CPU, or to one each, the
+// single-in-flight scenarios, which on a virtual machine run two to four
+// times as fast on one CPU as on two, stop moving between the two.
 package perf
