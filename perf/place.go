@@ -50,7 +50,7 @@ func Place(mode string) (*Placement, error) {
 	p := &Placement{Mode: mode, Harness: cpus[0], Peers: cpus[0]}
 	if mode == PlaceApart {
 		if len(cpus) < 2 {
-			return nil, fmt.Errorf("placement %s: this process may run on one CPU only (%d)", mode, cpus[0])
+			return nil, fmt.Errorf("placement %s needs two CPUs; this process may run on CPU %d only", mode, cpus[0])
 		}
 		p.Peers = cpus[1]
 	}

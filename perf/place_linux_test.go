@@ -38,6 +38,16 @@ func threadCPUs(pid int) ([]string, error) {
 // PERF_TEST_PLACE=mode): it places itself, starts a TCP echo peer with the
 // placement, and prints the CPUs of its own threads and of the peer's.
 func placeChild() {
+	if os.Getenv("PERF_TEST_ONE_CPU") != "" { // as under taskset -c N
+		cpus, err := allowedCPUs()
+		if err == nil {
+			err = pinThisProcess(cpus[len(cpus)-1])
+		}
+		if err != nil {
+			fmt.Println("error:", err)
+			os.Exit(1)
+		}
+	}
 	p, err := Place(os.Getenv("PERF_TEST_PLACE"))
 	if err != nil {
 		fmt.Println("error:", err)
@@ -115,6 +125,17 @@ func TestPlace(t *testing.T) {
 			}
 		})
 	}
+	t.Run("apart on one CPU", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, exe, "-test.run=^$")
+		cmd.Env = append(os.Environ(), "PERF_TEST_CHILD=place", "PERF_TEST_PLACE=apart", "PERF_TEST_ONE_CPU=1")
+		out, err := cmd.CombinedOutput()
+		want := fmt.Sprintf("placement apart needs two CPUs; this process may run on CPU %d only", cpus[len(cpus)-1])
+		if err == nil || !strings.Contains(string(out), want) {
+			t.Errorf("child: %v\n%s\nwant %q", err, out, want)
+		}
+	})
 	if _, err := Place("elsewhere"); err == nil || !strings.Contains(err.Error(), "want free, same or apart") {
 		t.Errorf("Place(elsewhere) = %v", err)
 	}
