@@ -22,7 +22,8 @@ const (
 // share a CPU, dear when the peer's CPU has to be woken from idle. Left
 // free, the kernel moves between the two from one second to the next, so
 // single-in-flight figures vary by a factor of two to four; pinned, they
-// are steady and can be compared with another implementation pinned alike.
+// are steadier and can be compared with another implementation pinned
+// alike.
 type Placement struct {
 	// Mode is PlaceFree, PlaceSame or PlaceApart.
 	Mode string
